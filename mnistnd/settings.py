@@ -7,7 +7,8 @@ Two folders matter:
   set, else ``pooch.os_cache("mnistnd")``.
 * the **artifacts directory** holds build products (trained models, MNIST-Nd ``.h5ad`` files,
   result tables, executed notebooks), one subfolder per profile. It is the ``artifacts_dir``
-  argument when given, else ``$MNISTND_ARTIFACTS_DIR``, else ``_runs/`` in the working directory.
+  argument when given, else ``<root>/<profile>`` with root ``$MNISTND_ARTIFACTS_DIR`` or ``_runs/``
+  in the working directory.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 DATA_ENV = "MNISTND_DATA_DIR"
 ARTIFACTS_ENV = "MNISTND_ARTIFACTS_DIR"
 DEFAULT_ARTIFACTS = "_runs"
+DEFAULT_PROFILE = "quick"
 
 
 def data_dir() -> Path:
@@ -36,13 +38,23 @@ def data_dir() -> Path:
     return Path(pooch.os_cache("mnistnd"))
 
 
-def artifacts_dir(artifacts_dir: str | os.PathLike | None = None) -> Path:
-    """Resolve the artifacts root folder.
+def artifacts_root() -> Path:
+    """Return the artifacts root: ``$MNISTND_ARTIFACTS_DIR`` or ``_runs`` (absolute)."""
+    return Path(os.environ.get(ARTIFACTS_ENV) or DEFAULT_ARTIFACTS).expanduser().resolve()
+
+
+def artifacts_dir(
+    artifacts_dir: str | os.PathLike | None = None, profile: str = DEFAULT_PROFILE
+) -> Path:
+    """Resolve the folder in which a profile's artifacts live.
 
     Parameters
     ----------
     artifacts_dir
-        Explicit folder; ``None`` means ``$MNISTND_ARTIFACTS_DIR`` or ``_runs``.
+        Explicit folder, used as it is (the book runner passes ``<root>/<profile>``).
+        ``None`` means ``artifacts_root() / profile``.
+    profile
+        Profile subfolder used when ``artifacts_dir`` is ``None``.
 
     Returns
     -------
@@ -50,7 +62,7 @@ def artifacts_dir(artifacts_dir: str | os.PathLike | None = None) -> Path:
         Absolute path of the folder (not created here).
     """
     if artifacts_dir is None:
-        artifacts_dir = os.environ.get(ARTIFACTS_ENV) or DEFAULT_ARTIFACTS
+        return artifacts_root() / profile
     return Path(artifacts_dir).expanduser().resolve()
 
 
