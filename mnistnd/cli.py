@@ -1,0 +1,208 @@
+"""The ``mnistnd`` command: run one chapter, build the book, export the MNIST-Nd datasets.
+
+Examples
+--------
+::
+
+    mnistnd run notebooks/data.md --profile smoke -p n_per_digit 4 -p source bundled
+    mnistnd params notebooks/data.md
+    mnistnd book --profile quick            # HTML in _build/html
+    mnistnd export --out mnistnd_datasets   # .h5ad/.csv of the six datasets
+
+Exit status: 0 on success, 2 for bad input (nothing was run), 1 when a chapter or the book build
+failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from mnistnd.profiles import PROFILES
+
+_EPILOG = (
+    "--artifacts-dir is the artifacts root (default $MNISTND_ARTIFACTS_DIR or ./_runs); "
+    "each profile works in <root>/<profile>."
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mnistnd",
+        description="MNIST-Nd compendium: run chapters, build the book, export datasets.",
+        epilog=_EPILOG,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(p, profile_default="quick"):
+        p.add_argument("--profile", default=profile_default,
+                       help=f"one of {', '.join(PROFILES)} (default: {profile_default})")
+        p.add_argument("--artifacts-dir", default=None, metavar="DIR",
+                       help="artifacts root (default: $MNISTND_ARTIFACTS_DIR or ./_runs)")
+
+    run = sub.add_parser("run", help="execute one chapter with papermill",
+                         description="Execute one chapter (notebooks/<name>.md) into "
+                         "<artifacts>/<profile>/notebooks/<name>.ipynb.", epilog=_EPILOG)
+    run.add_argument("notebook", help="chapter source, e.g. notebooks/data.md")
+    run.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
+                     metavar=("NAME", "VALUE"),
+                     help="set a parameter the notebook declares (repeatable); lists as 2,4,8")
+    common(run)
+    run.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                     help="time limit per cell")
+    run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    params = sub.add_parser("params", help="list a chapter's parameters and profile values")
+    params.add_argument("notebook", help="chapter source, e.g. notebooks/data.md")
+
+    book = sub.add_parser("book", help="run every chapter of _toc.yml, then jupyter-book build -W",
+                          epilog=_EPILOG)
+    common(book)
+    book.add_argument("--output", default=None, metavar="DIR",
+                      help="HTML output folder (default: <book root>/_build/html)")
+    book.add_argument("--chapters", nargs="+", default=None, metavar="NAME",
+                      help="execute only these chapters (the others reuse their executed copies)")
+    book.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                      help="time limit per cell")
+    book.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    export = sub.add_parser("export", help="write the MNIST-Nd datasets as .h5ad and .csv",
+                            epilog=_EPILOG)
+    common(export)
+    export.add_argument("--out", default="mnistnd_datasets", metavar="DIR",
+                        help="output folder (default: ./mnistnd_datasets)")
+    return parser
+
+
+class _BadInput(Exception):
+    pass
+
+
+def _cli_parameters(notebook: str, pairs: list[list[str]]) -> dict:
+    """Parse ``-p NAME VALUE`` pairs per the notebook's declared types (before anything runs)."""
+    from mnistnd.book import ParameterError, notebook_parameters, parse_parameter
+    from mnistnd.profiles import RESERVED
+
+    declared = notebook_parameters(notebook)
+    values: dict = {}
+    for name, text in pairs:
+        if name in values:
+            raise ParameterError(f"parameter {name!r} is given twice")
+        if name in RESERVED:
+            option = "--artifacts-dir" if name == "artifacts_dir" else "--profile"
+            raise ParameterError(f"parameter {name!r} is set by the runner; use {option}")
+        if name not in declared:
+            known = ", ".join(n for n in declared if n not in RESERVED) or "(none)"
+            raise ParameterError(
+                f"parameter {name!r} is not declared in the parameters cell of {notebook}; "
+                f"declared: {known}"
+            )
+        values[name] = parse_parameter(declared[name], text)
+    return values
+
+
+def _check_timeout(timeout):
+    if timeout is not None and not timeout > 0:
+        raise _BadInput(f"--timeout must be > 0 seconds, got {timeout}")
+
+
+def _cmd_run(args) -> int:
+    from mnistnd.book import run_notebook
+    from mnistnd.profiles import check_profile
+
+    check_profile(args.profile)
+    _check_timeout(args.timeout)
+    parameters = _cli_parameters(args.notebook, args.parameter)
+    path = run_notebook(args.notebook, parameters=parameters, profile=args.profile,
+                        artifacts_dir=args.artifacts_dir, timeout=args.timeout,
+                        progress_bar=not args.no_progress)
+    print(f"executed notebook: {path}")
+    return 0
+
+
+def _cmd_params(args) -> int:
+    from mnistnd.book import notebook_parameters
+    from mnistnd.profiles import load_profiles
+
+    declared = notebook_parameters(args.notebook)
+    block = load_profiles().get(Path(args.notebook).stem, {})
+    rows = [("name", "type", "default", *PROFILES, "help")]
+    for p in declared.values():
+        rows.append((p.name, p.type_name, repr(p.default),
+                     *(repr(block.get(pr, {})[p.name]) if p.name in block.get(pr, {}) else ""
+                       for pr in PROFILES), p.help))
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        cells = [str(c).ljust(w) for c, w in zip(row, widths, strict=False)]
+        print("  ".join([*cells, row[-1]]))
+    return 0
+
+
+def _cmd_book(args) -> int:
+    from mnistnd.book import build_book
+
+    _check_timeout(args.timeout)
+    html = build_book(profile=args.profile, artifacts_dir=args.artifacts_dir,
+                      output_dir=args.output, chapters=args.chapters, timeout=args.timeout,
+                      progress_bar=not args.no_progress)
+    print(f"book built: {html / 'index.html'}")
+    return 0
+
+
+def _cmd_export(args) -> int:
+    from mnistnd import settings
+    from mnistnd.profiles import check_profile
+
+    check_profile(args.profile)
+    root = settings.artifacts_root() if args.artifacts_dir is None else Path(args.artifacts_dir)
+    folder = root.expanduser().resolve() / args.profile
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"artifacts_dir: {str(folder)!r} does not exist; build the datasets first with "
+            f"`mnistnd book --profile {args.profile}` (chapter mvae_training)"
+        )
+    settings.ensure_writable_dir(Path(args.out).expanduser(), "out")
+    try:
+        from mnistnd import datasets
+    except ImportError as err:
+        raise RuntimeError(f"mnistnd.datasets is not available ({err})") from err
+    try:
+        written = datasets.export(artifacts_dir=folder, out_dir=Path(args.out).expanduser())
+    except FileNotFoundError as err:
+        raise FileNotFoundError(
+            f"{err}\nThe MNIST-Nd datasets are missing in {folder}: build them with "
+            f"`mnistnd run notebooks/mvae_training.md --profile {args.profile}` or "
+            f"`mnistnd book --profile {args.profile}`"
+        ) from err
+    print(f"exported to {Path(args.out).expanduser().resolve()}")
+    if isinstance(written, (list, tuple)):
+        for path in written:
+            print(f"  {path}")
+    return 0
+
+
+_COMMANDS = {"run": _cmd_run, "params": _cmd_params, "book": _cmd_book, "export": _cmd_export}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``mnistnd`` command; returns the exit status."""
+    from mnistnd.book import ChapterError
+
+    args = _parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except ChapterError as err:
+        print(f"mnistnd {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    except (_BadInput, ValueError, TypeError, FileNotFoundError, PermissionError,
+            NotADirectoryError) as err:
+        print(f"mnistnd {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except RuntimeError as err:
+        print(f"mnistnd {args.command}: error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

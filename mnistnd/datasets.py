@@ -1,0 +1,522 @@
+"""The MNIST-Nd datasets: build (train + encode), load and export.
+
+One mixture VAE (:class:`mnistnd.models.MixtureVAE`, ``beta = 8 / d``) is trained per latent
+dimension ``d`` on the MNIST training split with :func:`mnistnd.training.fit`; the test split is
+then encoded **deterministically** (mean of ``q(z|x,y)`` at the most probable component ``y``).
+
+Layout inside the artifacts folder (:func:`mnistnd.settings.artifacts_dir`)::
+
+    mnistnd/mnist_{d}d.h5ad          the dataset: X = embedding (n_test x d), obs["digit"],
+                                     obs["component"], uns = config, data source, versions,
+                                     best epoch, final losses, seconds, history
+    mnistnd/runs/d{d}-{hash}/        model.pt (best weights), history.csv, config.json
+                                     (checkpoint.pt while training; removed once finished)
+
+``{hash}`` is a hash of the full training configuration: a changed parameter trains a new model,
+an unchanged one reuses the saved dataset. The chapter ``notebooks/mvae_training.md`` builds them;
+later chapters read them with :func:`load_mnistnd`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import json
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mnistnd import settings
+from mnistnd._checks import check_choice, check_int, check_int_list, check_matrix
+
+__all__ = [
+    "PAPER_DIMS",
+    "build",
+    "load_mnistnd",
+    "load_model",
+    "load_history",
+    "available_dims",
+    "summary",
+    "export",
+    "dataset_path",
+]
+
+#: The six latent dimensions of the paper.
+PAPER_DIMS = (2, 4, 8, 16, 32, 64)
+_SUBDIR = "mnistnd"
+_FORMAT = 1  # bump when the training recipe changes in a way the config does not capture
+_CHAPTER = "notebooks/mvae_training.md"
+
+
+def _folder(artifacts_dir) -> Path:
+    return settings.artifacts_dir(artifacts_dir) / _SUBDIR
+
+
+def dataset_path(d: int, artifacts_dir=None) -> Path:
+    """Return the path of ``mnist_{d}d.h5ad`` in the artifacts folder (it may not exist)."""
+    return _folder(artifacts_dir) / f"mnist_{check_int('d', d, minimum=1)}d.h5ad"
+
+
+def _hash(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in ("mnistnd", "torch", "numpy", "pandas", "anndata", "scikit-learn", "h5py"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _check_pixels(name: str, X) -> np.ndarray:
+    X = check_matrix(name, X, dtype=np.float32)
+    lo, hi = float(X.min()), float(X.max())
+    if lo < 0.0 or hi > 1.0:
+        raise ValueError(f"{name}: pixel values must lie in [0, 1], found range [{lo}, {hi}]")
+    return X
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` and move the result to ``path`` atomically."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; artifacts are meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _write_text(path: Path, text: str) -> None:
+    _atomic_write(path, lambda p: p.write_text(text))
+
+
+def _load_data(source, data, n_train, n_test, seed):
+    """Return train/test arrays and a description of where they came from."""
+    if data is not None:
+        if not isinstance(data, (tuple, list)) or len(data) != 4:
+            raise ValueError("data must be a tuple (X_train, y_train, X_test, y_test)")
+        X_tr, y_tr, X_te, y_te = data
+        info = {"source": "custom", "note": "arrays passed to mnistnd.datasets.build(data=...)"}
+    else:
+        from mnistnd import data as mdata
+
+        X_tr, y_tr = mdata.load_mnist("train", source)
+        X_te, y_te = mdata.load_mnist("test", source)
+        used = mdata.resolve_source("mnist", source)
+        info = mdata.source_info("mnist", used)
+    X_tr, X_te = _check_pixels("X_train", X_tr), _check_pixels("X_test", X_te)
+    from mnistnd._checks import check_labels
+
+    y_tr, y_te = check_labels("y_train", y_tr, len(X_tr)), check_labels("y_test", y_te, len(X_te))
+    if X_tr.shape[1] != X_te.shape[1]:
+        raise ValueError(f"X_train has {X_tr.shape[1]} features but X_test {X_te.shape[1]}")
+    rng = np.random.default_rng(seed)
+    if n_train is not None:
+        if n_train > len(X_tr):
+            raise ValueError(f"n_train={n_train} exceeds the {len(X_tr)} training images")
+        keep = np.sort(rng.choice(len(X_tr), n_train, replace=False))
+        X_tr, y_tr = X_tr[keep], y_tr[keep]
+    test_index = np.arange(len(X_te))
+    if n_test is not None:
+        if n_test > len(X_te):
+            raise ValueError(f"n_test={n_test} exceeds the {len(X_te)} test images")
+        test_index = np.sort(rng.choice(len(X_te), n_test, replace=False))
+        X_te, y_te = X_te[test_index], y_te[test_index]
+    digest = hashlib.sha256()
+    for a in (X_tr, y_tr, X_te, y_te):
+        digest.update(np.ascontiguousarray(a).tobytes())
+    return X_tr, y_tr, X_te, y_te, test_index, info, digest.hexdigest()[:16]
+
+
+def build(
+    latent_dims: Sequence[int] = PAPER_DIMS,
+    *,
+    epochs: int = 100,
+    batch_size: int = 64,
+    patience: int | None = 10,
+    n_train: int | None = None,
+    n_test: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    artifacts_dir: str | os.PathLike | None = None,
+    source: str = "auto",
+    progress: bool = True,
+    lr: float = 1e-3,
+    min_delta: float = 1e-4,
+    val_fraction: float = 0.1,
+    num_threads: int | None = None,
+    data: tuple | None = None,
+) -> pd.DataFrame:
+    """Train one m-VAE per latent dimension and save the encoded test split as AnnData.
+
+    Parameters
+    ----------
+    latent_dims
+        Latent dimensions ``d`` (positive, distinct); the paper's are ``(2, 4, 8, 16, 32, 64)``.
+    epochs, batch_size, patience, lr, min_delta, val_fraction
+        Training settings passed to :func:`mnistnd.training.fit` (paper: 100, 64, 10, 1e-3,
+        1e-4; the validation set is ``val_fraction`` of the training images).
+    n_train
+        Train on a seeded random subset of this many training images; ``None``: all.
+    n_test
+        Encode a seeded random subset of this many test images; ``None``: all (10,000).
+    seed
+        Seed of the subsets, the initial weights and the training run.
+    device
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``.
+    artifacts_dir
+        Artifacts folder (see :func:`mnistnd.settings.artifacts_dir`).
+    source
+        MNIST source for :func:`mnistnd.data.load_mnist`: ``"auto"``, ``"full"``, ``"bundled"``.
+    progress
+        Show progress bars (one per model, over epochs).
+    num_threads
+        Torch CPU threads during training (``None``: torch's default).
+    data
+        Optional ``(X_train, y_train, X_test, y_test)`` arrays used instead of MNIST (pixels in
+        [0, 1]); recorded as source ``"custom"``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per dimension (see :func:`summary`) plus ``reused`` (True when a saved dataset of
+        the same configuration was kept).
+    """
+    import torch
+
+    from mnistnd.models import MixtureVAE
+    from mnistnd.models.mixture_vae import default_beta
+    from mnistnd.training import fit, resolve_device
+
+    dims = check_int_list("latent_dims", list(latent_dims), minimum=1)
+    if len(set(dims)) != len(dims):
+        raise ValueError(f"latent_dims has repeated values: {dims}")
+    epochs = check_int("epochs", epochs, minimum=1)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    if patience is not None:
+        patience = check_int("patience", patience, minimum=1)
+    if n_train is not None:
+        n_train = check_int("n_train", n_train, minimum=2)
+    if n_test is not None:
+        n_test = check_int("n_test", n_test, minimum=1)
+    seed = check_int("seed", seed, minimum=0)
+    check_choice("source", source, ("auto", "full", "bundled"))
+    dev = resolve_device(device)
+    folder = settings.ensure_writable_dir(_folder(artifacts_dir), "artifacts_dir")
+    X_tr, y_tr, X_te, y_te, test_index, info, data_hash = _load_data(
+        source, data, n_train, n_test, seed
+    )
+    versions = _versions()
+    rows = []
+    for d in dims:
+        model_kwargs = {"n_latent": d, "n_input": int(X_tr.shape[1])}
+        config = {
+            "format": _FORMAT, "latent_dim": d, "beta": default_beta(d), "epochs": epochs,
+            "batch_size": batch_size, "patience": patience, "min_delta": min_delta, "lr": lr,
+            "val_fraction": val_fraction, "n_train": int(len(X_tr)), "n_test": int(len(X_te)),
+            "seed": seed, "source": info["source"], "data_hash": data_hash,
+            "model": "MixtureVAE", "model_kwargs": model_kwargs,
+        }
+        key = _hash(config)
+        path = folder / f"mnist_{d}d.h5ad"
+        if path.exists() and _read_uns_hash(path) == key:
+            rows.append({**_summary_row(load_mnistnd(d, artifacts_dir)), "reused": True})
+            continue
+        run_dir = settings.ensure_writable_dir(folder / "runs" / f"d{d}-{key}", "artifacts_dir")
+        _write_text(run_dir / "config.json", json.dumps(config, indent=2, sort_keys=True))
+        torch.manual_seed(seed)
+        model = MixtureVAE(**model_kwargs)
+        t0 = time.perf_counter()
+        history = fit(model, X_tr, val_fraction=val_fraction, epochs=epochs,
+                      batch_size=batch_size, lr=lr, patience=patience, min_delta=min_delta,
+                      seed=seed, device=dev, checkpoint_dir=run_dir, progress=progress,
+                      num_threads=num_threads)
+        seconds = float(history["seconds"].sum()) if history.attrs["resumed_at"] else (
+            time.perf_counter() - t0)
+        embedding = _encode(model, X_te, dev)
+        best = history.attrs["best_epoch"]
+        final = {k: float(v) for k, v in history.iloc[best].items()
+                 if k.startswith(("train_", "val_"))}
+        _atomic_write(run_dir / "model.pt", lambda p, m=model, kw=model_kwargs: torch.save(
+            {"model_kwargs": kw, "state_dict": {k: v.cpu() for k, v in m.state_dict().items()}},
+            p))
+        _atomic_write(run_dir / "history.csv", lambda p, h=history: h.to_csv(p, index=False))
+        uns = {
+            "config": _uns_safe(config), "config_hash": key, "dataset": f"MNIST-{d}d",
+            "data_source": {"source": info["source"], "note": str(info.get("note", "")),
+                            "json": json.dumps(info, sort_keys=True, default=str)},
+            "versions": versions, "best_epoch": int(best), "epochs_run": int(len(history)),
+            "stopped_early": bool(history.attrs["stopped_early"]),
+            "final_losses": final, "seconds": seconds, "device": str(dev),
+            "run_dir": str(run_dir.relative_to(folder)),
+            "history": {c: history[c].to_numpy() for c in history.columns},
+            "history_columns": np.asarray(history.columns, dtype=str),
+        }
+        adata = _make_anndata(embedding, y_te, test_index, model, X_te, dev, uns)
+        _atomic_write(path, lambda p, a=adata: a.write_h5ad(p))
+        with contextlib.suppress(OSError):
+            (run_dir / "checkpoint.pt").unlink()
+        rows.append({**_summary_row(adata), "reused": False})
+    return pd.DataFrame(rows)
+
+
+def _uns_safe(config: Mapping) -> dict:
+    """Config as h5ad-storable values (None -> 'None')."""
+    out = {}
+    for k, v in config.items():
+        if isinstance(v, Mapping):
+            out[k] = _uns_safe(v)
+        else:
+            out[k] = "None" if v is None else v
+    return out
+
+
+def _encode(model, X, dev, batch: int = 2048) -> np.ndarray:
+    import torch
+
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for lo in range(0, len(X), batch):
+            out.append(model.encode(torch.from_numpy(X[lo:lo + batch]).to(dev)).cpu().numpy())
+    return np.concatenate(out).astype(np.float32)
+
+
+def _make_anndata(embedding, digits, test_index, model, X_te, dev, uns):
+    import anndata
+    import torch
+
+    with torch.no_grad():
+        comp = []
+        for lo in range(0, len(X_te), 2048):
+            x = torch.from_numpy(X_te[lo:lo + 2048]).to(dev)
+            comp.append(model.component_probabilities(x).argmax(-1).cpu().numpy())
+    d = embedding.shape[1]
+    obs = pd.DataFrame({"digit": digits.astype(np.int64),
+                        "component": np.concatenate(comp).astype(np.int64),
+                        "test_index": test_index.astype(np.int64)},
+                       index=[f"test_{i}" for i in test_index])
+    var = pd.DataFrame(index=[f"z{j}" for j in range(d)])
+    return anndata.AnnData(X=embedding, obs=obs, var=var, uns=uns)
+
+
+def _read_uns_hash(path: Path) -> str | None:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as fh:
+            value = fh["uns"]["config_hash"][()]
+    except (OSError, KeyError):
+        return None
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def available_dims(artifacts_dir=None) -> list[int]:
+    """Return the latent dimensions whose dataset exists in the artifacts folder (sorted)."""
+    folder = _folder(artifacts_dir)
+    dims = []
+    for p in folder.glob("mnist_*d.h5ad"):
+        stem = p.name[len("mnist_"):-len("d.h5ad")]
+        if stem.isdigit():
+            dims.append(int(stem))
+    return sorted(dims)
+
+
+def _missing(d: int, artifacts_dir) -> FileNotFoundError:
+    have = available_dims(artifacts_dir)
+    return FileNotFoundError(
+        f"MNIST-{d}d is not in {_folder(artifacts_dir)} (available: {have or 'none'}). It is made "
+        f"by the chapter {_CHAPTER}: run `mnistnd run {_CHAPTER} --profile <profile> "
+        f"-p latent_dims '[{d}]'` (or mnistnd.datasets.build(latent_dims=[{d}], ...))."
+    )
+
+
+def load_mnistnd(d: int, artifacts_dir=None, *, expected_config: Mapping | None = None):
+    """Load the MNIST-Nd dataset of latent dimension ``d``.
+
+    Parameters
+    ----------
+    d
+        Latent dimension (2, 4, 8, 16, 32 or 64 in the paper).
+    artifacts_dir
+        Artifacts folder (see :func:`mnistnd.settings.artifacts_dir`).
+    expected_config
+        Optional settings the dataset must have been built with (keys of ``uns["config"]``,
+        e.g. ``{"epochs": 100, "source": "full"}``); a mismatch raises ``ValueError``.
+
+    Returns
+    -------
+    anndata.AnnData
+        ``X`` = embedding ``(n_test, d)`` float32, ``obs["digit"]`` (true label, never used in
+        training), ``obs["component"]`` (most probable mixture component), ``uns`` = config and
+        training record.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the dataset has not been built; the message names the chapter and command that make it.
+    ValueError
+        If ``expected_config`` does not match the stored configuration.
+    """
+    import anndata
+
+    d = check_int("d", d, minimum=1)
+    path = dataset_path(d, artifacts_dir)
+    if not path.exists():
+        raise _missing(d, artifacts_dir)
+    adata = anndata.read_h5ad(path)
+    if expected_config:
+        stored = adata.uns.get("config", {})
+        diff = {k: (stored.get(k, "<absent>"), v) for k, v in expected_config.items()
+                if _norm(stored.get(k, "<absent>")) != _norm(v)}
+        if diff:
+            details = ", ".join(f"{k}: built with {a!r}, requested {b!r}"
+                                for k, (a, b) in diff.items())
+            raise ValueError(
+                f"MNIST-{d}d in {path.parent} was built under a different configuration "
+                f"({details}); rebuild it with `mnistnd run {_CHAPTER}` and those parameters"
+            )
+    return adata
+
+
+def _norm(v):
+    if v is None:
+        return "None"
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def load_model(d: int, artifacts_dir=None, device: str = "cpu"):
+    """Return the trained m-VAE (best weights, eval mode) behind MNIST-``d``d."""
+    import torch
+
+    from mnistnd.models import MixtureVAE
+
+    adata = load_mnistnd(d, artifacts_dir)
+    path = _folder(artifacts_dir) / adata.uns["run_dir"] / "model.pt"
+    if not path.exists():
+        raise FileNotFoundError(f"model weights of MNIST-{d}d missing: {path}; rebuild with "
+                                f"`mnistnd run {_CHAPTER}`")
+    saved = torch.load(path, map_location=device, weights_only=True)
+    model = MixtureVAE(**saved["model_kwargs"])
+    model.load_state_dict(saved["state_dict"])
+    return model.to(device).eval()
+
+
+def load_history(d: int, artifacts_dir=None) -> pd.DataFrame:
+    """Return the training history (one row per epoch) of MNIST-``d``d."""
+    adata = load_mnistnd(d, artifacts_dir)
+    columns = [str(c) for c in adata.uns["history_columns"]]
+    return pd.DataFrame({c: np.asarray(adata.uns["history"][c]) for c in columns})
+
+
+def _summary_row(adata) -> dict:
+    uns = adata.uns
+    cfg = uns["config"]
+    return {"latent_dim": int(cfg["latent_dim"]), "beta": float(cfg["beta"]),
+            "best_epoch": int(uns["best_epoch"]), "epochs_run": int(uns["epochs_run"]),
+            "stopped_early": bool(uns["stopped_early"]), "seconds": float(uns["seconds"]),
+            **{k: float(v) for k, v in uns["final_losses"].items()},
+            "source": str(uns["data_source"]["source"]), "n_train": int(cfg["n_train"]),
+            "n_test": int(adata.n_obs), "device": str(uns["device"])}
+
+
+def summary(latent_dims: Sequence[int] | None = None, artifacts_dir=None) -> pd.DataFrame:
+    """Table of the built datasets: best epoch, epochs run, seconds, losses at the best epoch.
+
+    Parameters
+    ----------
+    latent_dims
+        Dimensions to include; ``None``: all available.
+    artifacts_dir
+        Artifacts folder.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per dimension: ``latent_dim``, ``beta``, ``best_epoch``, ``epochs_run``,
+        ``stopped_early``, ``seconds``, ``train_*``/``val_*`` loss terms at the best epoch,
+        ``source``, ``n_train``, ``n_test``, ``device``.
+    """
+    dims = available_dims(artifacts_dir) if latent_dims is None else check_int_list(
+        "latent_dims", list(latent_dims), minimum=1)
+    return pd.DataFrame([_summary_row(load_mnistnd(d, artifacts_dir)) for d in dims])
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def export(artifacts_dir=None, out_dir=None, latent_dims: Sequence[int] | None = None) -> list:
+    """Write the datasets as ``.h5ad`` and ``.csv.gz`` with a ``manifest.json`` of sha256 sums.
+
+    Parameters
+    ----------
+    artifacts_dir
+        Artifacts folder holding the built datasets.
+    out_dir
+        Output folder (created); default ``<artifacts>/export``.
+    latent_dims
+        Dimensions to export; ``None``: all available (an error when none are).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written, the manifest last. The CSV has columns ``z0 ... z{d-1}``, ``digit``
+        and is gzip-compressed without a timestamp, so identical data give identical bytes.
+    """
+    dims = available_dims(artifacts_dir) if latent_dims is None else check_int_list(
+        "latent_dims", list(latent_dims), minimum=1)
+    if not dims:
+        raise FileNotFoundError(
+            f"no MNIST-Nd datasets in {_folder(artifacts_dir)}; build them with "
+            f"`mnistnd run {_CHAPTER}`")
+    adatas = {d: load_mnistnd(d, artifacts_dir) for d in dims}  # all present before writing
+    out = settings.ensure_writable_dir(
+        settings.artifacts_dir(artifacts_dir) / "export" if out_dir is None else out_dir,
+        "out_dir")
+    written, entries = [], []
+    for d, adata in adatas.items():
+        h5 = out / f"mnist_{d}d.h5ad"
+        _atomic_write(h5, lambda p, a=adata: a.write_h5ad(p))
+        table = pd.DataFrame(adata.X, columns=list(adata.var_names))
+        table["digit"] = adata.obs["digit"].to_numpy()
+        csv = out / f"mnist_{d}d.csv.gz"
+
+        def write_csv(p, t=table):
+            with open(p, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb",
+                                                 mtime=0) as gz:
+                gz.write(t.to_csv(index=False, float_format="%.7g").encode())
+
+        _atomic_write(csv, write_csv)
+        for f in (h5, csv):
+            entries.append({"file": f.name, "latent_dim": d, "bytes": f.stat().st_size,
+                            "sha256": _sha256(f), "n_samples": int(adata.n_obs),
+                            "config_hash": str(adata.uns["config_hash"]),
+                            "source": str(adata.uns["data_source"]["source"])})
+            written.append(f)
+    manifest = out / "manifest.json"
+    _write_text(manifest, json.dumps({"datasets": entries}, indent=2))
+    written.append(manifest)
+    return written

@@ -1,0 +1,489 @@
+"""Experiments of the MoE-Sim-VAE chapter (paper 002): training, separation, generation, GMM study.
+
+* :func:`similarity_projection`: the per-sample projection (UMAP or PCA) from which each batch's
+  kNN similarity matrix is built inside :meth:`mnistnd.models.MoESimVAE.loss`.
+* :func:`train_moe`: builds a :class:`~mnistnd.models.MoESimVAE` and trains it with
+  :func:`mnistnd.training.fit` on ``(X, projection)``.
+* :func:`cluster_scores`: NMI (scikit-learn), clustering accuracy and F-measure
+  (:mod:`mnistnd.metrics`) of a labeling against reference classes.
+* :func:`mmd2` and :func:`mmd_matrix`: the unbiased MMD^2 estimate with an RBF kernel (paper 002,
+  SI A.2, Eq. 14) between clusters of the latent space; :func:`separation` summarises it.
+* :func:`generation_confusion`: sample each mixture component, decode with its expert, classify
+  the images with a classifier trained on real data (:func:`train_digit_classifier`).
+* :func:`make_gaussian_mixture` and :func:`cluster_number_study`: synthetic Gaussian mixtures with
+  random parameters, and how many experts the model really uses for each true number of
+  components (paper 002, SI B.1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import normalized_mutual_info_score
+
+from mnistnd._checks import check_choice, check_float, check_int, check_int_list, check_matrix
+from mnistnd.metrics import clustering_accuracy, contingency, f_measure
+
+__all__ = [
+    "cluster_number_study",
+    "cluster_scores",
+    "experts_used",
+    "generation_confusion",
+    "make_gaussian_mixture",
+    "mmd2",
+    "mmd_matrix",
+    "separation",
+    "similarity_projection",
+    "train_digit_classifier",
+    "train_moe",
+]
+
+
+# --------------------------------------------------------------------------- projection
+def similarity_projection(
+    X, method: str = "umap", n_components: int = 2, seed: int = 0, n_pca: int = 50
+) -> np.ndarray:
+    """Per-sample projection in which each batch's kNN similarity is computed.
+
+    Paper 002 uses a UMAP projection of MNIST; ``"pca"`` is a cheaper stand-in.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+    method : {"umap", "pca"}
+        ``"umap"``: UMAP (``n_components``) of the first ``n_pca`` principal components;
+        ``"pca"``: the first ``n_components`` principal components.
+    n_components : int
+        Output dimension.
+    seed : int
+        Random state of PCA/UMAP.
+    n_pca : int
+        Principal components fed to UMAP (speed).
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (n_samples, n_components)
+    """
+    check_choice("method", method, ("umap", "pca"))
+    n_components = check_int("n_components", n_components, minimum=1)
+    seed = check_int("seed", seed, minimum=0)
+    n_pca = check_int("n_pca", n_pca, minimum=1)
+    X = check_matrix("X", X, min_samples=3, dtype=np.float32)
+    from sklearn.decomposition import PCA
+
+    if method == "pca":
+        k = min(n_components, *X.shape)
+        return PCA(k, random_state=seed).fit_transform(X).astype(np.float32)
+    import umap
+
+    Xp = PCA(min(n_pca, *X.shape), random_state=seed).fit_transform(X) if X.shape[1] > n_pca else X
+    reducer = umap.UMAP(n_components=n_components, random_state=seed, n_jobs=1)
+    return reducer.fit_transform(Xp).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- training
+def train_moe(
+    X,
+    projection=None,
+    *,
+    n_experts: int = 10,
+    code_size: int = 10,
+    epochs: int = 20,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    knn_k: int = 10,
+    seed: int = 0,
+    device: str = "auto",
+    val_fraction: float = 0.1,
+    patience: int | None = None,
+    checkpoint_dir=None,
+    progress: bool = True,
+    num_threads: int | None = None,
+    **model_kwargs,
+):
+    """Build a :class:`~mnistnd.models.MoESimVAE` and train it with :func:`mnistnd.training.fit`.
+
+    The data are split (seeded) into training and validation parts; a few training samples are
+    left out when needed so that no batch holds ``knn_k`` samples or fewer (the kNN similarity
+    needs ``knn_k`` neighbours per sample).
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Data in [0, 1].
+    projection : array-like of shape (n_samples, n_components), optional
+        Per-sample projection for the similarity matrix (:func:`similarity_projection`); ``X``
+        itself when omitted.
+    n_experts, code_size, knn_k
+        Model parameters (see :class:`~mnistnd.models.MoESimVAE`).
+    epochs, batch_size, lr, seed, device, patience, checkpoint_dir, progress, num_threads
+        Passed to :func:`mnistnd.training.fit`.
+    val_fraction : float
+        Held-out fraction for the validation loss, in [0, 1).
+    **model_kwargs
+        Further :class:`~mnistnd.models.MoESimVAE` arguments (gate size, loss weights ...).
+
+    Returns
+    -------
+    model : MoESimVAE
+        Trained, in eval mode, with cluster centres over ``X`` (:meth:`update_means`).
+    history : pandas.DataFrame
+        :func:`~mnistnd.training.fit`'s history.
+    """
+    import torch
+
+    from mnistnd.models.moe_sim_vae import MoESimVAE
+    from mnistnd.training import fit
+
+    X = check_matrix("X", X, min_samples=2, dtype=np.float32)
+    if X.min() < 0 or X.max() > 1:
+        raise ValueError(f"X must be scaled to [0, 1] (BCE loss), got range [{X.min()}, {X.max()}]")
+    n = X.shape[0]
+    if projection is not None:
+        projection = check_matrix("projection", projection, dtype=np.float32)
+        if projection.shape[0] != n:
+            raise ValueError(f"projection has {projection.shape[0]} rows but X has {n}")
+    batch_size = check_int("batch_size", batch_size, minimum=2)
+    knn_k = check_int("knn_k", knn_k, minimum=1)
+    if knn_k >= batch_size:
+        raise ValueError(f"knn_k={knn_k} must be smaller than batch_size={batch_size}")
+    seed = check_int("seed", seed, minimum=0)
+    val_fraction = check_float("val_fraction", val_fraction, minimum=0.0, maximum=1.0,
+                               open_high=True)
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = int(round(val_fraction * n))
+    val_idx, train_idx = order[:n_val], order[n_val:]
+    last = len(train_idx) % batch_size
+    if 0 < last <= knn_k:  # a last batch this small cannot hold knn_k neighbours per sample
+        train_idx = train_idx[: len(train_idx) - last]
+    if len(train_idx) <= knn_k:
+        raise ValueError(f"{len(train_idx)} training samples are too few for knn_k={knn_k}")
+    if 0 < n_val <= knn_k:
+        raise ValueError(f"{n_val} validation samples are too few for knn_k={knn_k}; "
+                         "raise val_fraction or set it to 0")
+
+    def arrays(idx):
+        return (X[idx],) if projection is None else (X[idx], projection[idx])
+
+    torch.manual_seed(seed)  # initial weights
+    model = MoESimVAE(n_input=X.shape[1], n_experts=n_experts, code_size=code_size,
+                      knn_k=knn_k, **model_kwargs)
+    history = fit(
+        model, arrays(train_idx), X_val=arrays(val_idx) if n_val else None, val_fraction=0.0,
+        epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
+        patience=patience, checkpoint_dir=checkpoint_dir, progress=progress,
+        num_threads=num_threads,
+    )
+    model.update_means(X)
+    return model, history
+
+
+# --------------------------------------------------------------------------- scores
+def cluster_scores(labels_true, labels_pred) -> dict[str, float]:
+    """NMI (scikit-learn), clustering accuracy (Hungarian) and F-measure (paper 002, SI A.1).
+
+    Returns
+    -------
+    dict
+        ``{"NMI": ..., "accuracy": ..., "F-measure": ..., "n_clusters": ...}``.
+    """
+    labels_true = np.asarray(labels_true)
+    labels_pred = np.asarray(labels_pred)
+    return {
+        "NMI": float(normalized_mutual_info_score(labels_true, labels_pred)),
+        "accuracy": clustering_accuracy(labels_true, labels_pred),
+        "F-measure": f_measure(labels_true, labels_pred),
+        "n_clusters": int(len(np.unique(labels_pred))),
+    }
+
+
+def experts_used(labels, n_experts: int, min_fraction: float = 0.01) -> int:
+    """Number of experts that receive at least ``min_fraction`` of the samples.
+
+    Parameters
+    ----------
+    labels : array-like of int
+        Gate assignments (argmax expert per sample).
+    n_experts : int
+        Number of experts of the model.
+    min_fraction : float
+        Share of the samples an expert must get to count as used, in [0, 1).
+
+    Returns
+    -------
+    int
+    """
+    labels = np.asarray(labels)
+    n_experts = check_int("n_experts", n_experts, minimum=1)
+    min_fraction = check_float("min_fraction", min_fraction, minimum=0.0, maximum=1.0,
+                               open_high=True)
+    if labels.size == 0:
+        raise ValueError("labels must not be empty")
+    if labels.min() < 0 or labels.max() >= n_experts:
+        raise ValueError(f"labels must lie in [0, {n_experts - 1}]")
+    share = np.bincount(labels.astype(np.int64), minlength=n_experts) / labels.size
+    return int(np.sum((share > 0) & (share >= min_fraction)))
+
+
+# --------------------------------------------------------------------------- MMD
+def _rbf(A: np.ndarray, B: np.ndarray, bandwidth: float) -> np.ndarray:
+    d2 = np.sum(A**2, 1)[:, None] + np.sum(B**2, 1)[None, :] - 2.0 * A @ B.T
+    return np.exp(-np.maximum(d2, 0.0) / (2.0 * bandwidth**2))
+
+
+def mmd2(X, Y, bandwidth: float) -> float:
+    """Unbiased MMD^2 estimate with an RBF kernel (paper 002, SI A.2, Eq. 14; Gretton et al.).
+
+    ``mean_{i != i'} k(x_i, x_i') + mean_{j != j'} k(y_j, y_j') - 2 mean_{i, j} k(x_i, y_j)``
+    with ``k(a, b) = exp(-|a - b|^2 / (2 bandwidth^2))``. About zero (and possibly negative) when
+    both samples come from the same distribution.
+
+    Parameters
+    ----------
+    X : array-like of shape (m, d)
+    Y : array-like of shape (n, d)
+    bandwidth : float
+        Kernel width (> 0); :func:`mmd_matrix` uses the median pairwise distance.
+
+    Returns
+    -------
+    float
+    """
+    X = check_matrix("X", X, min_samples=2)
+    Y = check_matrix("Y", Y, min_samples=2)
+    if X.shape[1] != Y.shape[1]:
+        raise ValueError(f"X has {X.shape[1]} features but Y has {Y.shape[1]}")
+    bandwidth = check_float("bandwidth", bandwidth, minimum=0.0, open_low=True)
+    m, n = len(X), len(Y)
+    kxx = _rbf(X, X, bandwidth)
+    kyy = _rbf(Y, Y, bandwidth)
+    kxy = _rbf(X, Y, bandwidth)
+    term_x = (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
+    term_y = (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+    return float(term_x + term_y - 2.0 * kxy.mean())
+
+
+def mmd_matrix(Z, labels, n_per_group: int = 200, seed: int = 0, bandwidth: float | None = None):
+    """MMD^2 between every pair of groups of ``Z`` (e.g. digits in the latent space).
+
+    Each group contributes two disjoint random samples of ``n_per_group`` points (fewer if the
+    group is small): the diagonal compares a group's two halves (about 0), the off-diagonal
+    entries compare the first halves of two groups.
+
+    Parameters
+    ----------
+    Z : array-like of shape (n_samples, d)
+    labels : array-like of shape (n_samples,)
+        Group of each point.
+    n_per_group : int
+        Points drawn per half.
+    seed : int
+        Seed of the draws.
+    bandwidth : float, optional
+        RBF width; default the median pairwise distance of the drawn points.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Square, indexed and labelled by the sorted groups; ``attrs["bandwidth"]``.
+    """
+    Z = check_matrix("Z", Z, min_samples=4)
+    labels = np.asarray(labels)
+    if labels.shape != (Z.shape[0],):
+        raise ValueError(f"labels must have shape ({Z.shape[0]},), got {labels.shape}")
+    n_per_group = check_int("n_per_group", n_per_group, minimum=2)
+    rng = np.random.default_rng(check_int("seed", seed, minimum=0))
+    groups = np.unique(labels)
+    halves = {}
+    for g in groups:
+        idx = rng.permutation(np.flatnonzero(labels == g))
+        m = min(n_per_group, len(idx) // 2)
+        if m < 2:
+            continue
+        halves[g] = (Z[idx[:m]], Z[idx[m : 2 * m]])
+    if len(halves) < 2:
+        raise ValueError("need at least two groups with 4 or more points each")
+    if bandwidth is None:
+        pool = np.concatenate([a for a, _ in halves.values()])
+        sub = pool[rng.choice(len(pool), min(len(pool), 1000), replace=False)]
+        d2 = np.sum(sub**2, 1)[:, None] + np.sum(sub**2, 1)[None, :] - 2 * sub @ sub.T
+        bandwidth = float(np.sqrt(np.median(np.maximum(d2[np.triu_indices(len(sub), 1)], 0))))
+        bandwidth = bandwidth if bandwidth > 0 else 1.0
+    keys = list(halves)
+    out = np.zeros((len(keys), len(keys)))
+    for i, a in enumerate(keys):
+        for j, b in enumerate(keys):
+            if i == j:
+                out[i, j] = mmd2(halves[a][0], halves[a][1], bandwidth)
+            elif j > i:
+                out[i, j] = out[j, i] = mmd2(halves[a][0], halves[b][0], bandwidth)
+    frame = pd.DataFrame(out, index=keys, columns=keys)
+    frame.attrs["bandwidth"] = bandwidth
+    return frame
+
+
+def separation(mmd: pd.DataFrame) -> dict[str, float]:
+    """Mean within-group (diagonal) and between-group (off-diagonal) MMD^2 of :func:`mmd_matrix`."""
+    values = np.asarray(mmd, dtype=float)
+    off = ~np.eye(len(values), dtype=bool)
+    return {"within": float(np.mean(np.diag(values))), "between": float(np.mean(values[off]))}
+
+
+# --------------------------------------------------------------------------- generation
+def train_digit_classifier(X, y, seed: int = 0, max_iter: int = 200):
+    """Multinomial logistic regression on real images (the judge of generated digits).
+
+    Returns
+    -------
+    sklearn.linear_model.LogisticRegression
+        Fitted classifier.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    X = check_matrix("X", X, min_samples=2)
+    y = np.asarray(y)
+    if y.shape != (X.shape[0],):
+        raise ValueError(f"y must have shape ({X.shape[0]},), got {y.shape}")
+    clf = LogisticRegression(max_iter=check_int("max_iter", max_iter, minimum=1),
+                             random_state=check_int("seed", seed, minimum=0))
+    return clf.fit(X, y)
+
+
+def component_to_class(labels_true, labels_pred) -> dict[int, int]:
+    """Map each cluster to the class it best matches (Hungarian on the contingency table).
+
+    Clusters left unmatched (more clusters than classes) get their majority class.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    classes = np.unique(labels_true)
+    clusters = np.unique(labels_pred)
+    table = contingency(labels_true, labels_pred)  # classes x clusters
+    rows, cols = linear_sum_assignment(-table)
+    mapping = {int(clusters[c]): classes[r].item() for r, c in zip(rows, cols, strict=True)}
+    for j, c in enumerate(clusters):
+        mapping.setdefault(int(c), classes[int(np.argmax(table[:, j]))].item())
+    return mapping
+
+
+def generation_confusion(model, classifier, mapping: dict, n_per_expert: int = 500, seed: int = 0):
+    """Generate from each mixture component with its expert and classify the images.
+
+    Parameters
+    ----------
+    model : MoESimVAE
+        Trained model with cluster centres (:meth:`~mnistnd.models.MoESimVAE.update_means`).
+    classifier
+        Fitted scikit-learn classifier on real images (:func:`train_digit_classifier`).
+    mapping : dict
+        Component -> class it represents (:func:`component_to_class` on the training data).
+    n_per_expert : int
+        Images per component.
+    seed : int
+        Seed of the latent draws.
+
+    Returns
+    -------
+    dict
+        ``images``, ``component``, ``target`` (mapped class), ``predicted`` (classifier),
+        ``gated`` (gate's expert for each latent draw), ``accuracy`` (predicted == target),
+        ``gate_agreement`` (gated == component) and ``confusion`` (DataFrame, target x predicted).
+    """
+    components = sorted(mapping)
+    images, comp, gated = model.generate(n_per_expert, experts=components, seed=seed)
+    target = np.array([mapping[int(c)] for c in comp])
+    predicted = classifier.predict(images)
+    classes = np.unique(np.concatenate([target, predicted]))
+    confusion = pd.crosstab(pd.Categorical(target, categories=classes),
+                            pd.Categorical(predicted, categories=classes),
+                            rownames=["requested"], colnames=["classified"], dropna=False)
+    return {
+        "images": images, "component": comp, "target": target, "predicted": predicted,
+        "gated": gated, "accuracy": float(np.mean(predicted == target)),
+        "gate_agreement": float(np.mean(gated == comp)), "confusion": confusion,
+    }
+
+
+# --------------------------------------------------------------------------- synthetic GMM
+def make_gaussian_mixture(
+    n_components: int,
+    n_samples: int = 2000,
+    n_features: int = 10,
+    seed: int = 0,
+    separation: float = 8.0,
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Sample a Gaussian mixture with random parameters, scaled to [0, 1] (paper 002, SI B.1).
+
+    Means are uniform in a cube of side ``separation * n_components ** (1 / n_features)``;
+    covariances ``A A^T / n_features + 0.1 I`` with ``A`` standard normal; weights from a
+    Dirichlet(5, ..., 5). The data are then min-max scaled per feature (the BCE loss needs
+    [0, 1]).
+
+    Returns
+    -------
+    X : numpy.ndarray of float32, shape (n_samples, n_features)
+    labels : numpy.ndarray of int64
+        True component of each sample.
+    params : dict
+        ``means``, ``covariances``, ``weights`` (before scaling).
+    """
+    n_components = check_int("n_components", n_components, minimum=1)
+    n_samples = check_int("n_samples", n_samples, minimum=n_components)
+    n_features = check_int("n_features", n_features, minimum=1)
+    separation = check_float("separation", separation, minimum=0.0, open_low=True)
+    rng = np.random.default_rng(check_int("seed", seed, minimum=0))
+    side = separation * n_components ** (1.0 / n_features)
+    means = rng.uniform(0.0, side, size=(n_components, n_features))
+    A = rng.standard_normal((n_components, n_features, n_features))
+    covs = A @ A.transpose(0, 2, 1) / n_features + 0.1 * np.eye(n_features)
+    weights = rng.dirichlet(np.full(n_components, 5.0))
+    labels = rng.choice(n_components, size=n_samples, p=weights)
+    chol = np.linalg.cholesky(covs)
+    noise = rng.standard_normal((n_samples, n_features))
+    X = means[labels] + np.einsum("nij,nj->ni", chol[labels], noise)
+    lo, hi = X.min(0), X.max(0)
+    X = (X - lo) / np.where(hi > lo, hi - lo, 1.0)
+    params = {"means": means, "covariances": covs, "weights": weights}
+    return X.astype(np.float32), labels.astype(np.int64), params
+
+
+def cluster_number_study(
+    n_components: Sequence[int],
+    n_experts: int = 20,
+    *,
+    n_samples: int = 2000,
+    n_features: int = 10,
+    seed: int = 0,
+    min_fraction: float = 0.01,
+    progress: bool = True,
+    **train_kwargs,
+) -> pd.DataFrame:
+    """Experts really used by MoE-Sim-VAE against the true number of mixture components.
+
+    For each true number of components, draws a random Gaussian mixture
+    (:func:`make_gaussian_mixture`), trains a model with ``n_experts`` experts (similarity from
+    the data themselves) and counts the experts that receive at least ``min_fraction`` of the
+    samples (:func:`experts_used`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per true number: ``true_components``, ``n_experts``, ``experts_used``, ``NMI``,
+        ``accuracy``, ``F-measure``.
+    """
+    from tqdm.auto import tqdm
+
+    ks = check_int_list("n_components", list(n_components), minimum=1)
+    n_experts = check_int("n_experts", n_experts, minimum=2)
+    rows = []
+    for i, k in enumerate(tqdm(ks, desc="GMM study", disable=not progress)):
+        X, y, _ = make_gaussian_mixture(k, n_samples, n_features, seed=seed + i)
+        model, _ = train_moe(X, None, n_experts=n_experts, seed=seed + i, progress=False,
+                             **train_kwargs)
+        pred = model.predict(X)
+        rows.append({"true_components": k, "n_experts": n_experts,
+                     "experts_used": experts_used(pred, n_experts, min_fraction),
+                     **{m: v for m, v in cluster_scores(y, pred).items() if m != "n_clusters"}})
+    return pd.DataFrame(rows)

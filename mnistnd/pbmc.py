@@ -1,0 +1,631 @@
+"""PBMC3k for the autoencoder chapter (paper 004): preprocessing, cell-type labels, evaluation.
+
+The pipeline follows the Seurat tutorial the report used, written with scanpy:
+
+* :func:`preprocess` -- genes seen in >= 3 cells (13,714 genes), cells with
+  200 < genes < 2,500 and a mitochondrial share < 5 % (2,638 cells), counts normalised to
+  10,000 per cell + ``log1p``, every gene scaled to zero mean and unit variance (clipped at
+  10, Seurat's ``ScaleData`` default), as the report fed all genes to its models.
+* :func:`annotate` -- our own nine cell types: PCA on the 2,000 most variable genes (Seurat's
+  ``vst``, i.e. scanpy's ``seurat_v3`` flavour), a shared-nearest-neighbour graph on 10 PCs
+  (Seurat's ``FindNeighbors``), Leiden at the lowest resolution of a fixed grid that yields nine
+  clusters, clusters named from canonical marker genes by a one-to-one assignment
+  (see :func:`name_clusters`).
+* :func:`preprocess_bundled` -- the documented fallback: scanpy's bundled ``pbmc68k_reduced``
+  holds log-normalised values only (no counts), so QC and normalisation cannot be redone; its
+  values are scaled and its ``bulk_labels`` used as cell types.
+* :func:`run_experiment` -- trains the three autoencoders (:mod:`mnistnd.models.autoencoders`)
+  with :func:`mnistnd.training.fit` over several seeds, embeds each latent space with t-SNE
+  (perplexity 40), clusters with k-means (k = number of cell types) on the 2-D t-SNE (as the
+  report did) and on the latent space itself, and scores NMI/ARI/homogeneity/completeness.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ._checks import check_choice, check_float, check_int
+
+__all__ = [
+    "MARKERS",
+    "MODEL_NAMES",
+    "PAPER_SCORES",
+    "PAPER_TRAINING_MINUTES",
+    "SCORE_NAMES",
+    "Annotation",
+    "annotate",
+    "evaluate_embedding",
+    "has_counts",
+    "kmeans_scores",
+    "model_input",
+    "name_clusters",
+    "preprocess",
+    "preprocess_bundled",
+    "reference_agreement",
+    "run_experiment",
+    "summarise_scores",
+    "tsne",
+    "vsc_sparsity",
+]
+
+#: Canonical marker genes of the nine Seurat-tutorial cell types (names as in
+#: ``pbmc3k_celltypes.csv``, column ``seurat_annotations``).
+MARKERS: dict[str, tuple[str, ...]] = {
+    "Naive CD4 T": ("IL7R", "CCR7"),
+    "Memory CD4 T": ("IL7R", "S100A4"),
+    "CD14+ Mono": ("CD14", "LYZ"),
+    "B": ("MS4A1",),
+    "CD8 T": ("CD8A",),
+    "FCGR3A+ Mono": ("FCGR3A", "MS4A7"),
+    "NK": ("GNLY", "NKG7"),
+    "DC": ("FCER1A", "CST3"),
+    "Platelet": ("PPBP",),
+}
+
+#: The three models of the report, by the names used in result tables.
+MODEL_NAMES = ("Autoencoder", "BetaVAE", "BetaVSC")
+
+#: Score names of the report's heatmap (FIG4), in its order.
+SCORE_NAMES = ("NMI", "ARI", "HOM", "COM")
+
+#: The report's scores (k-means with k = 9 on the 2-D t-SNE of each latent space, one run),
+#: printed in its "Performance assessment" notebook and shown in its FIG4 heatmap.
+PAPER_SCORES = pd.DataFrame(
+    {
+        "NMI": [0.7209, 0.6092, 0.6456],
+        "ARI": [0.5798, 0.4404, 0.4653],
+        "HOM": [0.7704, 0.6543, 0.6921],
+        "COM": [0.6745, 0.5673, 0.6021],
+    },
+    index=pd.Index(list(MODEL_NAMES), name="model"),
+)
+
+#: The report's training times for 200 epochs on a laptop CPU (Intel Core i7, 8th gen), in
+#: minutes (low, high): autoencoder 3-5, the variational models 17-25 (VSC "typically over 20").
+PAPER_TRAINING_MINUTES = pd.DataFrame(
+    {"low": [3.0, 17.0, 20.0], "high": [5.0, 25.0, 25.0]},
+    index=pd.Index(list(MODEL_NAMES), name="model"),
+)
+
+#: Resolutions tried, in order, by :func:`annotate` (the first giving ``n_clusters`` wins).
+RESOLUTION_GRID = tuple(np.round(np.arange(0.05, 3.0001, 0.05), 2).tolist())
+
+
+# --------------------------------------------------------------------------------------------
+# preprocessing
+
+
+def has_counts(adata) -> bool:
+    """Return True when ``adata.X`` holds raw counts (non-negative integers)."""
+    import scipy.sparse as sp
+
+    X = adata.X
+    values = X.data if sp.issparse(X) else np.asarray(X).ravel()
+    if values.size == 0:
+        return False
+    # a sample suffices to tell counts from normalised or scaled values; all is cheap anyway
+    return bool(np.all(values >= 0) and np.all(values == np.round(values)))
+
+
+def _require_counts(adata, name: str = "adata") -> None:
+    if not has_counts(adata):
+        raise ValueError(
+            f"{name}.X must hold raw UMI counts (non-negative integers), but it holds "
+            "normalised or scaled values. Quality control and normalisation need counts; the "
+            "bundled pbmc68k_reduced has log-normalised values only: use "
+            "mnistnd.pbmc.preprocess_bundled for it."
+        )
+
+
+def _check_anndata(adata, name: str = "adata") -> None:
+    import anndata as ad
+
+    if not isinstance(adata, ad.AnnData):
+        raise TypeError(f"{name} must be an AnnData, got {type(adata).__name__}")
+    if adata.n_obs < 2 or adata.n_vars < 2:
+        raise ValueError(f"{name} must have at least 2 cells and 2 genes, got {adata.shape}")
+
+
+def _rank_genes(adata, layer: str = "counts") -> pd.Series:
+    """Seurat-v3 (``vst``) normalised variance of every gene, from raw counts."""
+    import scanpy as sc
+
+    try:
+        import skmisc  # noqa: F401  (scanpy's seurat_v3 flavour needs its loess)
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "ranking genes like Seurat's vst needs the package scikit-misc "
+            "(pip install scikit-misc)"
+        ) from err
+    table = sc.pp.highly_variable_genes(
+        adata, flavor="seurat_v3", n_top_genes=min(2000, adata.n_vars), layer=layer,
+        inplace=False,
+    )
+    return pd.Series(np.asarray(table["variances_norm"], dtype=float), index=adata.var_names)
+
+
+def preprocess(
+    adata,
+    *,
+    min_cells: int = 3,
+    min_genes: int = 200,
+    max_genes: int = 2500,
+    max_pct_mito: float = 5.0,
+    target_sum: float = 1e4,
+    max_value: float | None = 10.0,
+    n_top_genes: int | None = None,
+):
+    """Seurat-tutorial quality control, normalisation and scaling of raw PBMC counts.
+
+    Parameters
+    ----------
+    adata
+        Raw UMI counts (cells x genes), e.g. ``mnistnd.data.load_pbmc3k("full")``; not modified.
+    min_cells
+        Keep genes detected in at least this many cells (Seurat's ``min.cells``).
+    min_genes, max_genes
+        Keep cells with ``min_genes < detected genes < max_genes`` (strict, as the tutorial).
+    max_pct_mito
+        Keep cells whose share of counts on ``MT-`` genes is below this percentage.
+    target_sum
+        Counts per cell after normalisation (then ``log1p``).
+    max_value
+        Clip scaled values at this magnitude (Seurat's ``ScaleData`` uses 10); ``None`` keeps
+        them unclipped.
+    n_top_genes
+        Keep only this many most variable genes (Seurat's ``vst`` ranking on counts) in the
+        returned object; ``None`` keeps all genes, as the report did.
+
+    Returns
+    -------
+    anndata.AnnData
+        Cells passing QC; ``X`` dense ``float32`` scaled log-expression (the models' input);
+        ``layers["counts"]`` and ``layers["lognorm"]`` (sparse); ``obs`` with ``n_genes``,
+        ``total_counts``, ``pct_mito`` (and ``cell_type`` if the input had it); ``var`` with
+        ``n_cells``, ``mito``, ``vst_variance`` and ``highly_variable`` (top 2,000 by
+        ``vst_variance``); ``uns["pbmc"]`` with the cell and gene counts before and after QC.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Bad parameters, or ``adata.X`` without counts (checked before any work).
+    """
+    import anndata as ad
+    import scanpy as sc
+    import scipy.sparse as sp
+
+    _check_anndata(adata)
+    min_cells = check_int("min_cells", min_cells, minimum=1)
+    min_genes = check_int("min_genes", min_genes, minimum=0)
+    max_genes = check_int("max_genes", max_genes, minimum=min_genes + 2)
+    max_pct_mito = check_float("max_pct_mito", max_pct_mito, minimum=0.0, maximum=100.0,
+                               open_low=True)
+    target_sum = check_float("target_sum", target_sum, minimum=0.0, open_low=True)
+    if max_value is not None:
+        max_value = check_float("max_value", max_value, minimum=0.0, open_low=True)
+    if n_top_genes is not None:
+        n_top_genes = check_int("n_top_genes", n_top_genes, minimum=2)
+    _require_counts(adata)
+
+    counts = sp.csr_matrix(adata.X, dtype=np.float32)
+    n_cells_raw, n_genes_raw = counts.shape
+    detected_in = np.asarray((counts > 0).sum(axis=0)).ravel()
+    genes = detected_in >= min_cells
+    counts = counts[:, genes]
+    var = adata.var.loc[genes].copy()
+    var["n_cells"] = detected_in[genes]
+    var["mito"] = var.index.str.upper().str.startswith("MT-")
+
+    n_genes = np.asarray((counts > 0).sum(axis=1)).ravel()
+    total = np.asarray(counts.sum(axis=1)).ravel()
+    mito = np.asarray(counts[:, var["mito"].to_numpy()].sum(axis=1)).ravel()
+    pct_mito = 100.0 * mito / np.maximum(total, 1.0)
+    obs = adata.obs.copy()
+    obs["n_genes"] = n_genes
+    obs["total_counts"] = total
+    obs["pct_mito"] = pct_mito
+    cells = (n_genes > min_genes) & (n_genes < max_genes) & (pct_mito < max_pct_mito)
+    if cells.sum() < 2:
+        raise ValueError(
+            f"only {int(cells.sum())} cells pass QC ({min_genes} < genes < {max_genes}, "
+            f"mito < {max_pct_mito}%): check the thresholds"
+        )
+    qc_obs = obs.copy()
+    qc_obs["passes_qc"] = cells
+    out = ad.AnnData(X=counts[cells].copy(), obs=obs.loc[cells].copy(), var=var)
+    out.layers["counts"] = out.X.copy()
+    out.var["vst_variance"] = _rank_genes(out, layer="counts")
+    top = out.var["vst_variance"].rank(ascending=False, method="first") <= min(2000, out.n_vars)
+    out.var["highly_variable"] = top.to_numpy()
+
+    sc.pp.normalize_total(out, target_sum=target_sum)
+    sc.pp.log1p(out)
+    out.layers["lognorm"] = sp.csr_matrix(out.X, dtype=np.float32)
+    out.uns["pbmc"] = {
+        "source": "full",
+        "n_cells_raw": int(n_cells_raw),
+        "n_genes_raw": int(n_genes_raw),
+        "n_cells": int(out.n_obs),
+        "n_genes_all": int(out.n_vars),
+        "min_cells": min_cells,
+        "min_genes": min_genes,
+        "max_genes": max_genes,
+        "max_pct_mito": max_pct_mito,
+        "target_sum": target_sum,
+        "max_value": max_value,
+    }
+    out.uns["pbmc_qc"] = qc_obs[["n_genes", "total_counts", "pct_mito", "passes_qc"]]
+    if n_top_genes is not None and n_top_genes < out.n_vars:
+        keep = out.var["vst_variance"].rank(ascending=False, method="first") <= n_top_genes
+        out = out[:, keep.to_numpy()].copy()
+    out.uns["pbmc"]["n_genes"] = int(out.n_vars)
+    out.X = _scale(out.layers["lognorm"], max_value)
+    return out
+
+
+def _scale(X, max_value: float | None) -> np.ndarray:
+    """Zero mean, unit variance per gene (ddof=1, like Seurat and scanpy), then clip."""
+    X = np.asarray(X.todense() if hasattr(X, "todense") else X, dtype=np.float64)
+    mean = X.mean(axis=0)
+    sd = X.std(axis=0, ddof=1)
+    sd[sd == 0] = 1.0  # constant genes stay at 0
+    Z = (X - mean) / sd
+    if max_value is not None:
+        np.clip(Z, -max_value, max_value, out=Z)
+    return Z.astype(np.float32)
+
+
+def preprocess_bundled(adata, *, label_key: str = "bulk_labels", max_value: float | None = 10.0):
+    """The fallback path for scanpy's bundled ``pbmc68k_reduced`` (no counts).
+
+    ``pbmc68k_reduced`` (700 cells x 765 genes) ships log-normalised values only, so the QC and
+    normalisation of :func:`preprocess` cannot be redone; this scales its log-normalised values
+    per gene and takes the cell types from its ``bulk_labels`` column (10 classes).
+
+    Parameters
+    ----------
+    adata
+        ``mnistnd.data.load_pbmc3k("bundled")`` (``X`` or ``layers["lognorm"]`` log-normalised)
+        or ``scanpy.datasets.pbmc68k_reduced()`` (then ``.raw`` holds them).
+    label_key
+        ``obs`` column with the cell types.
+    max_value
+        Clip scaled values at this magnitude (``None``: no clipping).
+
+    Returns
+    -------
+    anndata.AnnData
+        ``X`` dense ``float32`` scaled values, ``layers["lognorm"]``, ``obs["cell_type"]``
+        (categorical) and ``uns["pbmc"]`` with ``source="bundled"``.
+
+    Raises
+    ------
+    KeyError
+        If ``label_key`` is not an ``obs`` column.
+    """
+    import anndata as ad
+    import scipy.sparse as sp
+
+    _check_anndata(adata)
+    if not isinstance(label_key, str) or label_key not in adata.obs:
+        raise KeyError(
+            f"label_key={label_key!r} is not a column of adata.obs "
+            f"(columns: {list(adata.obs.columns)})"
+        )
+    if max_value is not None:
+        max_value = check_float("max_value", max_value, minimum=0.0, open_low=True)
+    if "lognorm" in adata.layers:
+        lognorm, var = adata.layers["lognorm"], adata.var
+    elif adata.raw is not None:
+        lognorm, var = adata.raw.X, adata.raw.var
+    else:
+        lognorm, var = adata.X, adata.var
+    lognorm = sp.csr_matrix(lognorm, dtype=np.float32)
+    if lognorm.data.size and lognorm.data.min() < 0:
+        raise ValueError("adata holds scaled values (negative entries) and no log-normalised "
+                         "layers['lognorm'] or .raw to start from")
+    obs = pd.DataFrame(index=adata.obs_names.copy())
+    obs["cell_type"] = pd.Categorical(adata.obs[label_key].astype(str))
+    out = ad.AnnData(X=_scale(lognorm, max_value), obs=obs, var=pd.DataFrame(index=var.index))
+    out.layers["lognorm"] = lognorm
+    out.uns["pbmc"] = {
+        "source": "bundled",
+        "n_cells_raw": int(adata.n_obs),
+        "n_genes_raw": int(lognorm.shape[1]),
+        "n_cells": int(out.n_obs),
+        "n_genes_all": int(out.n_vars),
+        "n_genes": int(out.n_vars),
+        "label_key": label_key,
+        "max_value": max_value,
+    }
+    return out
+
+
+def model_input(adata, n_top_genes: int | None = None) -> np.ndarray:
+    """The models' input matrix: scaled expression of all genes or the most variable ones.
+
+    Parameters
+    ----------
+    adata
+        Output of :func:`preprocess` or :func:`preprocess_bundled`.
+    n_top_genes
+        Keep this many genes with the largest ``var["vst_variance"]`` (all genes when ``None``,
+        or when the data has no such ranking, as the bundled data).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``float32`` array (cells x genes).
+    """
+    if n_top_genes is not None:
+        n_top_genes = check_int("n_top_genes", n_top_genes, minimum=2)
+    X = np.asarray(adata.X, dtype=np.float32)
+    if n_top_genes is None or n_top_genes >= adata.n_vars or "vst_variance" not in adata.var:
+        return X
+    keep = adata.var["vst_variance"].rank(ascending=False, method="first") <= n_top_genes
+    return np.ascontiguousarray(X[:, keep.to_numpy()])
+
+
+# --------------------------------------------------------------------------------------------
+# our own cell-type labels
+
+
+@dataclass
+class Annotation:
+    """Result of :func:`annotate`.
+
+    Attributes
+    ----------
+    labels
+        Cell type per cell (categorical ``Series`` indexed like ``adata.obs``).
+    clusters
+        Leiden cluster per cell (int array).
+    resolution
+        Leiden resolution used (the first in the grid giving ``n_clusters`` clusters).
+    scores
+        Marker score of every cluster (rows) for every cell type (columns).
+    assignment
+        Cell type given to each cluster.
+    tried
+        Number of clusters found at each resolution tried, in order.
+    """
+
+    labels: pd.Series
+    clusters: np.ndarray
+    resolution: float
+    scores: pd.DataFrame
+    assignment: dict[int, str]
+    tried: dict[float, int] = field(default_factory=dict)
+
+
+def _snn_graph(X: np.ndarray, n_neighbors: int, prune: float):
+    """Shared-nearest-neighbour graph like Seurat's ``FindNeighbors``.
+
+    Each cell's ``n_neighbors`` nearest neighbours (itself included) in ``X``; an edge between
+    two cells weighs the Jaccard index of their neighbour sets, edges below ``prune`` dropped.
+    """
+    import scipy.sparse as sp
+    from sklearn.neighbors import NearestNeighbors
+
+    n = X.shape[0]
+    k = min(n_neighbors, n)
+    index = NearestNeighbors(n_neighbors=k).fit(X).kneighbors(X, return_distance=False)
+    member = sp.csr_matrix(
+        (np.ones(n * k), (np.repeat(np.arange(n), k), index.ravel())), shape=(n, n)
+    )
+    shared = (member @ member.T).tocoo()
+    jaccard = shared.data / (2 * k - shared.data)
+    keep = (jaccard >= prune) & (shared.row != shared.col)
+    return sp.csr_matrix(
+        (jaccard[keep], (shared.row[keep], shared.col[keep])), shape=(n, n)
+    )
+
+
+def name_clusters(lognorm, clusters, markers: dict[str, tuple[str, ...]] = MARKERS,
+                  gene_names=None) -> tuple[dict[int, str], pd.DataFrame]:
+    """Name clusters after marker genes, one cell type per cluster.
+
+    The rule: (1) mean log-normalised expression of every marker gene in every cluster;
+    (2) each gene's cluster means standardised across clusters (z-scores), so that a gene
+    counts by how much more it is expressed in a cluster than in the others; (3) a cluster's
+    score for a cell type is the mean z-score of that type's markers; (4) clusters and cell
+    types are matched one to one so that the summed score is largest (Hungarian algorithm).
+    Overlapping markers (IL7R in both CD4 T types, CST3 in monocytes and DC) are thereby
+    resolved by the markers that differ (CCR7 vs S100A4, FCER1A).
+
+    Parameters
+    ----------
+    lognorm
+        Log-normalised expression (cells x genes), dense or sparse.
+    clusters
+        Cluster label per cell; there must be exactly as many clusters as cell types.
+    markers
+        Cell type -> marker genes.
+    gene_names
+        Names of the columns of ``lognorm``.
+
+    Returns
+    -------
+    assignment : dict
+        Cluster label -> cell type.
+    scores : pandas.DataFrame
+        Score of every cluster (rows) for every cell type (columns).
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    clusters = np.asarray(clusters)
+    ids = np.unique(clusters)
+    if len(ids) != len(markers):
+        raise ValueError(
+            f"clusters has {len(ids)} clusters but markers names {len(markers)} cell types; "
+            "they must match one to one"
+        )
+    gene_names = pd.Index(gene_names)
+    needed = sorted({g for genes in markers.values() for g in genes})
+    missing = [g for g in needed if g not in gene_names]
+    if missing:
+        raise KeyError(f"marker genes missing from the data: {missing}")
+    cols = gene_names.get_indexer(needed)
+    sub = lognorm[:, cols]
+    sub = np.asarray(sub.todense() if hasattr(sub, "todense") else sub, dtype=np.float64)
+    means = pd.DataFrame([sub[clusters == c].mean(axis=0) for c in ids], index=ids,
+                         columns=needed)
+    sd = means.std(axis=0, ddof=0).replace(0.0, 1.0)
+    z = (means - means.mean(axis=0)) / sd
+    scores = pd.DataFrame({t: z[list(g)].mean(axis=1) for t, g in markers.items()})
+    scores.index.name = "cluster"
+    rows, cols_ = linear_sum_assignment(-scores.to_numpy())
+    assignment = {int(ids[r]): scores.columns[c] for r, c in zip(rows, cols_, strict=True)}
+    return assignment, scores
+
+
+def annotate(
+    adata,
+    *,
+    n_clusters: int = 9,
+    n_pcs: int = 10,
+    n_neighbors: int = 20,
+    prune: float = 1 / 15,
+    n_hvg: int = 2000,
+    markers: dict[str, tuple[str, ...]] = MARKERS,
+    resolutions=RESOLUTION_GRID,
+    seed: int = 0,
+) -> Annotation:
+    """Our own cell-type labels: PCA, SNN graph, Leiden with nine clusters, marker names.
+
+    Follows the Seurat tutorial: the ``n_hvg`` most variable genes (``vst`` on counts), scaled,
+    PCA, a shared-nearest-neighbour graph on ``n_pcs`` components (``n_neighbors`` neighbours,
+    Jaccard weights below ``prune`` dropped), Leiden clustering. The resolutions are tried in
+    the given order and the first that yields exactly ``n_clusters`` clusters is used
+    (deterministic: fixed grid and seed). Clusters are named by :func:`name_clusters`.
+
+    Parameters
+    ----------
+    adata
+        Output of :func:`preprocess` (needs ``layers["lognorm"]`` and ``var["vst_variance"]``).
+    n_clusters
+        Number of clusters wanted; must equal the number of cell types in ``markers``.
+    n_pcs, n_neighbors, prune
+        PCA components, neighbours and the SNN pruning threshold (Seurat's defaults 10, 20,
+        1/15).
+    n_hvg
+        Genes used for the PCA.
+    markers
+        Cell type -> marker genes (:data:`MARKERS`).
+    resolutions
+        Leiden resolutions to try, in order.
+    seed
+        Seed of the PCA and of Leiden.
+
+    Returns
+    -------
+    Annotation
+        Labels, clusters, the resolution used and the marker scores.
+
+    Raises
+    ------
+    ValueError
+        If no resolution yields ``n_clusters`` clusters, or on bad parameters.
+    """
+    import scanpy as sc
+    from sklearn.decomposition import PCA
+
+    _check_anndata(adata)
+    n_clusters = check_int("n_clusters", n_clusters, minimum=2)
+    n_pcs = check_int("n_pcs", n_pcs, minimum=2)
+    n_neighbors = check_int("n_neighbors", n_neighbors, minimum=2)
+    prune = check_float("prune", prune, minimum=0.0, maximum=1.0, open_high=True)
+    n_hvg = check_int("n_hvg", n_hvg, minimum=n_pcs)
+    seed = check_int("seed", seed, minimum=0)
+    if n_clusters != len(markers):
+        raise ValueError(f"n_clusters={n_clusters} must equal the number of cell types in "
+                         f"markers ({len(markers)})")
+    for key in ("lognorm",):
+        if key not in adata.layers:
+            raise KeyError(f"adata.layers[{key!r}] is missing: pass the output of preprocess()")
+    if "vst_variance" not in adata.var:
+        raise KeyError("adata.var['vst_variance'] is missing: pass the output of preprocess()")
+    resolutions = [check_float("resolutions[]", r, minimum=0.0, open_low=True)
+                   for r in resolutions]
+
+    keep = (adata.var["vst_variance"].rank(ascending=False, method="first")
+            <= min(n_hvg, adata.n_vars)).to_numpy()
+    Z = _scale(adata.layers["lognorm"][:, keep], 10.0)
+    pcs = PCA(n_components=min(n_pcs, *Z.shape), svd_solver="arpack",
+              random_state=seed).fit_transform(Z)
+    graph = _snn_graph(pcs, n_neighbors, prune)
+    tmp = sc.AnnData(X=np.zeros((adata.n_obs, 1), dtype=np.float32))
+    tried: dict[float, int] = {}
+    for res in resolutions:
+        sc.tl.leiden(tmp, resolution=res, adjacency=graph, flavor="igraph", n_iterations=2,
+                     directed=False, random_state=seed)
+        labels = tmp.obs["leiden"].astype(int).to_numpy()
+        tried[res] = int(len(np.unique(labels)))
+        if tried[res] == n_clusters:
+            break
+    else:
+        raise ValueError(
+            f"no resolution in {resolutions[0]}..{resolutions[-1]} gives {n_clusters} Leiden "
+            f"clusters (found {sorted(set(tried.values()))})"
+        )
+    assignment, scores = name_clusters(adata.layers["lognorm"], labels, markers,
+                                       gene_names=adata.var_names)
+    names = pd.Series(
+        pd.Categorical([assignment[c] for c in labels], categories=list(markers)),
+        index=adata.obs_names, name="cell_type",
+    )
+    return Annotation(labels=names, clusters=labels, resolution=float(res), scores=scores,
+                      assignment=assignment, tried=tried)
+
+
+def reference_agreement(labels: pd.Series, reference: pd.DataFrame | pd.Series,
+                        column: str = "seurat_annotations") -> dict:
+    """Agreement of our labels with a reference labelling (e.g. the Seurat tutorial's).
+
+    Parameters
+    ----------
+    labels
+        Our labels, indexed by cell barcode.
+    reference
+        Table indexed by barcode holding ``column`` (or a Series).
+    column
+        Column of ``reference`` with the reference labels.
+
+    Returns
+    -------
+    dict
+        ``ari``, ``nmi``, ``n_cells`` (cells in both, with a reference label), ``accuracy``
+        (share of cells with the same name) and ``crosstab`` (DataFrame).
+
+    Raises
+    ------
+    KeyError
+        If ``column`` is missing or no cell is shared.
+    """
+    from .metrics import adjusted_rand, nmi
+
+    if isinstance(reference, pd.DataFrame):
+        if column not in reference.columns:
+            raise KeyError(f"column={column!r} is not in the reference table "
+                           f"(columns: {list(reference.columns)})")
+        reference = reference[column]
+    ref = reference.reindex(labels.index)
+    ok = ref.notna().to_numpy()
+    if not ok.any():
+        raise KeyError("labels and reference share no cell barcode")
+    ours, theirs = labels[ok].astype(str), ref[ok].astype(str)
+    return {
+        "ari": adjusted_rand(theirs.to_numpy(), ours.to_numpy()),
+        "nmi": nmi(theirs.to_numpy(), ours.to_numpy()),
+        "accuracy": float(np.mean(ours.to_numpy() == theirs.to_numpy())),
+        "n_cells": int(ok.sum()),
+        "crosstab": pd.crosstab(theirs.rename("reference"), ours.rename("ours")),
+    }

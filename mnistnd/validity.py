@@ -1,0 +1,935 @@
+"""Cluster validity indices (DISCO, DBCV, DCSI, S_Dbw) and density peaks.
+
+Every index is a pure function ``f(X, labels, ...) -> float`` that follows its paper; the
+docstrings state each definition, the parameters and how noise (label ``-1``) and degenerate
+inputs are handled. Nothing here holds an ``n x n`` matrix: pairwise distances are computed in
+row blocks (:func:`_blocks`) of at most ``_BLOCK_BYTES`` bytes, so that memory stays ``O(n)``
+beyond one block.
+
+References
+----------
+* DISCO: Beer et al., "DISCO: Internal evaluation of density-based clustering" (2024), public
+  reference code ``disco_score`` / ``disco_samples`` (cited by MNIST-Nd as "Anonymous 2024").
+* DBCV: Moulavi, Jaskowiak, Campello, Zimek & Sander, "Density-based clustering validation",
+  SDM 2014.
+* DCSI: Gauss, Scheipl & Herrmann, "DCSI - an improved measure of cluster separability based on
+  separation and connectedness", arXiv:2310.12806 (2023), authors' R function ``calc_DCSI``.
+* S_Dbw: Halkidi & Vazirgiannis, "Clustering validity assessment: finding the optimal
+  partitioning of a data set", ICDM 2001; Tong & Tan (2009) for ``method="tong"``.
+* Density peaks: Rodriguez & Laio, "Clustering by fast search and find of density peaks",
+  Science 2014.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mnistnd._checks import check_choice, check_float, check_int, check_labels, check_matrix
+
+__all__ = ["dbcv", "dcsi", "density_peaks", "disco", "disco_samples", "s_dbw"]
+
+NOISE = -1
+#: Bytes of one block of pairwise distances (float64); bounds the working memory.
+_BLOCK_BYTES = 32 * 2**20
+#: Below this many points DISCO builds its tree with dense Prim, above with kNN-Boruvka.
+_DENSE_LIMIT = 2048
+#: Above this many points the kNN search thresholds rows with a column sample first.
+_KNN_SAMPLE_MIN = 4096
+
+
+# --------------------------------------------------------------------------------------------
+# distance helpers
+# --------------------------------------------------------------------------------------------
+def _blocks(n_rows: int, n_cols: int, block_bytes: int | None = None):
+    """Yield ``slice`` objects over ``n_rows`` so that a block of rows x n_cols fits the budget."""
+    budget = _BLOCK_BYTES if block_bytes is None else block_bytes
+    step = max(1, int(budget // (8 * max(n_cols, 1))))
+    for start in range(0, n_rows, step):
+        yield slice(start, min(start + step, n_rows))
+
+
+def _sqdist(A: np.ndarray, B: np.ndarray, sqA: np.ndarray, sqB: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distances between rows of ``A`` and ``B`` (BLAS, clipped at 0)."""
+    D = A @ B.T
+    D *= -2.0
+    D += sqA[:, None]
+    D += sqB[None, :]
+    np.maximum(D, 0.0, out=D)
+    return D
+
+
+def _exact_dist(X: np.ndarray, i, j) -> np.ndarray:
+    """Euclidean distances between rows ``X[i]`` and ``X[j]`` from differences (no cancellation)."""
+    diff = X[np.asarray(i)] - X[np.asarray(j)]
+    return np.sqrt(np.einsum("...k,...k->...", diff, diff))
+
+
+def _prepare(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centre ``X`` (the expanded distance formula loses less to cancellation) and row norms."""
+    Xc = X - X.mean(axis=0)
+    return Xc, np.einsum("ij,ij->i", Xc, Xc)
+
+
+def _kth_neighbor_dist(X, sq, k: int, exclude_self: bool) -> np.ndarray:
+    """Distance of each point to its ``k``-th nearest neighbour (chunked, exact values).
+
+    With ``exclude_self=False`` the point itself counts as its first neighbour (distance 0).
+    The neighbour is selected on the BLAS distances and its distance recomputed exactly.
+    """
+    n = X.shape[0]
+    kth = k if exclude_self else k - 1  # 0-based position in the row sorted with self first
+    out = np.empty(n)
+    for sl in _blocks(n, n):
+        D = _sqdist(X[sl], X, sq[sl], sq)
+        rows = np.arange(sl.start, sl.stop)
+        D[np.arange(len(rows)), rows] = -1.0  # self sorts first, even among duplicates
+        idx = np.argpartition(D, kth, axis=1)[:, kth]
+        out[sl] = _exact_dist(X, rows, idx)
+    return out
+
+
+def _knn(X, sq, k: int):
+    """Find the ``k`` nearest neighbours of every row (the row itself excluded), sorted.
+
+    One blocked pass: a per-row threshold from an evenly spaced sample of columns bounds the
+    ``k``-th distance from above, so only the few entries below it are sorted. Distances are
+    recomputed exactly from coordinate differences. Returns ``(idx, dist)`` of shape (n, k).
+    """
+    n = X.shape[0]
+    idx = np.empty((n, k), np.intp)
+    step = max(1, n // 1024)
+    sample = np.arange(0, n, step)
+    use_sample = sample.size >= 4 * (k + 1) and n > _KNN_SAMPLE_MIN
+    for sl in _blocks(n, n):
+        D = _sqdist(X[sl], X, sq[sl], sq)
+        r = np.arange(sl.stop - sl.start)
+        D[r, r + sl.start] = np.inf  # exclude the point itself (also among duplicates)
+        if use_sample:
+            tau = np.partition(D[:, sample], k - 1, axis=1)[:, k - 1]
+            rows, cols = np.nonzero(D <= tau[:, None])
+            vals = D[rows, cols]
+            order = np.lexsort((vals, rows))
+            rows, cols = rows[order], cols[order]
+            starts = np.searchsorted(rows, r)
+            idx[sl] = cols[starts[:, None] + np.arange(k)[None, :]]
+        else:
+            part = np.argpartition(D, k - 1, axis=1)[:, :k]
+            vals = np.take_along_axis(D, part, axis=1)
+            idx[sl] = np.take_along_axis(part, np.argsort(vals, axis=1, kind="stable"), axis=1)
+    dist = _exact_dist(X, np.arange(n)[:, None], idx)
+    order = np.argsort(dist, axis=1, kind="stable")
+    return np.take_along_axis(idx, order, axis=1), np.take_along_axis(dist, order, axis=1)
+
+
+def _boruvka_mr_mst(X, sq, core, nbr, nbr_d):
+    """Exact MST of the mutual-reachability graph by Boruvka rounds on kNN candidates.
+
+    In each round every component needs its lightest outgoing edge. For point ``i`` the
+    candidates are its ``k`` nearest neighbours outside its component; any other outside point
+    ``j`` has ``d_ij >= r_k(i)`` and hence weight ``>= max(r_k(i), core_i)``. Only the points
+    whose bound is below their component's best candidate are searched over all points (in
+    blocks), so the result is exact and most rows are never recomputed. Returns ``(a, b, w)``.
+    """
+    n = X.shape[0]
+    mr = np.maximum(nbr_d, np.maximum(core[:, None], core[nbr]))
+    lower = np.maximum(nbr_d[:, -1], core)
+    parent = np.arange(n)
+
+    def roots(p):
+        while True:
+            q = p[p]
+            if np.array_equal(q, p):
+                return p
+            p = q
+
+    ea, eb, ew = [], [], []
+    comp = np.arange(n)
+    n_comp = n
+    while n_comp > 1:
+        outside = comp[nbr] != comp[:, None]
+        cand = np.where(outside, mr, np.inf)
+        jpos = np.argmin(cand, axis=1)
+        best = cand[np.arange(n), jpos]
+        best_j = nbr[np.arange(n), jpos]
+        comp_best = np.full(n, np.inf)
+        np.minimum.at(comp_best, comp, best)
+        need = np.flatnonzero((best > lower) & (lower < comp_best[comp]))
+        for sl in _blocks(need.size, n):
+            rows = need[sl]
+            D = np.sqrt(_sqdist(X[rows], X, sq[rows], sq))
+            np.maximum(D, core[rows][:, None], out=D)
+            np.maximum(D, core[None, :], out=D)
+            D[comp[rows][:, None] == comp[None, :]] = np.inf
+            j = np.argmin(D, axis=1)
+            w = np.maximum(_exact_dist(X, rows, j), np.maximum(core[rows], core[j]))
+            better = w < best[rows]
+            best[rows[better]] = w[better]
+            best_j[rows[better]] = j[better]
+        # lightest edge per component (ties: smallest point index, for determinism)
+        order = np.lexsort((np.arange(n), best, comp))
+        first = order[np.r_[True, comp[order][1:] != comp[order][:-1]]]
+        first = first[np.argsort(best[first], kind="stable")]
+        for i in first.tolist():
+            j = int(best_j[i])
+            ri, rj = i, j
+            while parent[ri] != ri:
+                ri = parent[ri]
+            while parent[rj] != rj:
+                rj = parent[rj]
+            if ri != rj:
+                parent[rj] = ri
+                ea.append(i)
+                eb.append(j)
+                ew.append(best[i])
+                n_comp -= 1
+        parent = roots(parent)
+        comp = parent.copy()
+    return np.asarray(ea, np.intp), np.asarray(eb, np.intp), np.asarray(ew, float)
+
+
+def _prim_mst(X, sq, core=None, dense_limit: int = 2048, tie_break: bool = False):
+    """Minimum spanning tree of the (mutual-reachability) graph on the rows of ``X``.
+
+    Edge weights are ``max(d_ij, core_i, core_j)`` (``core=None``: plain Euclidean). Prim's
+    algorithm on rows computed on demand, so memory is ``O(n)`` (a dense matrix is used only
+    below ``dense_limit`` points). Mutual-reachability weights tie often (every edge shorter
+    than both core distances weighs the larger core distance), so the tree is not unique; with
+    ``tie_break=True`` equal weights are ordered by the Euclidean length, which makes the tree
+    canonical (DBCV's internal nodes depend on it). Returns ``(a, b, w)`` arrays of the
+    ``n - 1`` edges with the weights recomputed exactly from coordinate differences.
+    """
+    n = X.shape[0]
+    if n < 2:
+        return np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0)
+    core = np.zeros(n) if core is None else core
+    dense = dense_d = None
+    if n <= dense_limit:
+        dense_d = np.sqrt(_sqdist(X, X, sq, sq))
+        dense = np.maximum(dense_d, core[:, None])
+        np.maximum(dense, core[None, :], out=dense)
+    best = np.full(n, np.inf)
+    best_d = np.full(n, np.inf)
+    parent = np.zeros(n, np.intp)
+    in_tree = np.zeros(n, bool)
+    a = np.empty(n - 1, np.intp)
+    b = np.empty(n - 1, np.intp)
+    u = 0
+    in_tree[0] = True
+    for t in range(n - 1):
+        if dense is not None:
+            row, row_d = dense[u], dense_d[u]
+        else:
+            row_d = X @ X[u]
+            row_d *= -2.0
+            row_d += sq
+            row_d += sq[u]
+            np.maximum(row_d, 0.0, out=row_d)
+            np.sqrt(row_d, out=row_d)
+            row = np.maximum(row_d, core)
+            np.maximum(row, core[u], out=row)
+        upd = row < best
+        if tie_break:
+            upd |= (row == best) & (row_d < best_d)
+            best_d[upd & ~in_tree] = row_d[upd & ~in_tree]
+        upd &= ~in_tree
+        best[upd] = row[upd]
+        parent[upd] = u
+        best[u] = np.inf
+        v = int(np.argmin(best))
+        if tie_break:
+            ties = np.flatnonzero(best == best[v])
+            if ties.size > 1:
+                v = int(ties[np.argmin(best_d[ties])])
+        a[t], b[t] = parent[v], v
+        in_tree[v] = True
+        best[v] = np.inf
+        u = v
+    w = np.maximum(_exact_dist(X, a, b), np.maximum(core[a], core[b]))
+    return a, b, w
+
+
+def _single_linkage(n: int, a, b, w):
+    """Binary merge tree (like scipy's linkage) of MST edges merged in increasing weight.
+
+    Returns ``children`` of shape (n - 1, 2) and ``height`` (n - 1,): node ``n + t`` merges the
+    two children at height ``height[t]``; the dc-distance of two points is the height of their
+    lowest common ancestor.
+    """
+    order = np.argsort(w, kind="stable")
+    comp = list(range(n))  # union-find over points (plain lists: faster than numpy scalars)
+    node_of = list(range(n))  # tree node holding the component of a representative
+    a_l, b_l = a.tolist(), b.tolist()
+
+    def find(x):
+        root = x
+        while comp[root] != root:
+            root = comp[root]
+        while comp[x] != root:
+            comp[x], x = root, comp[x]
+        return root
+
+    children = np.empty((n - 1, 2), np.intp)
+    for t, e in enumerate(order.tolist()):
+        ra, rb = find(a_l[e]), find(b_l[e])
+        children[t] = node_of[ra], node_of[rb]
+        comp[rb] = ra
+        node_of[ra] = n + t
+    height = np.asarray(w, dtype=np.float64)[order]
+    return children, height
+
+
+# --------------------------------------------------------------------------------------------
+# validation helpers
+# --------------------------------------------------------------------------------------------
+def _check_xy(X, labels, min_samples: int = 2):
+    X = check_matrix("X", X, min_samples=min_samples)
+    labels = check_labels("labels", labels, X.shape[0])
+    bad = labels[(labels < 0) & (labels != NOISE)]
+    if bad.size:
+        raise ValueError(f"labels: negative label {int(bad[0])}; only -1 (noise) may be negative")
+    return X, labels
+
+
+def _clusters(labels, name: str, min_clusters: int = 2):
+    ids, sizes = np.unique(labels[labels != NOISE], return_counts=True)
+    if ids.size < min_clusters:
+        raise ValueError(
+            f"{name} needs at least {min_clusters} clusters (label -1 is noise), got {ids.size}"
+        )
+    return ids, sizes
+
+
+# --------------------------------------------------------------------------------------------
+# DISCO
+# --------------------------------------------------------------------------------------------
+def _dc_tree(X, min_points: int):
+    """Core distances and single-linkage tree of the dc-distance (mutual reachability MST)."""
+    Xc, sq = _prepare(X)
+    n = X.shape[0]
+    if n <= _DENSE_LIMIT:  # small: Prim on a dense matrix is simplest
+        core = (
+            _kth_neighbor_dist(Xc, sq, min_points, exclude_self=False)
+            if min_points > 1
+            else np.zeros(n)
+        )
+        a, b, w = _prim_mst(Xc, sq, core)
+    else:
+        k = min(n - 1, max(32, min_points))
+        nbr, nbr_d = _knn(Xc, sq, k)
+        # the point itself is its first neighbour in DISCO's core distance
+        core = nbr_d[:, min_points - 2] if min_points > 1 else np.zeros(n)
+        a, b, w = _boruvka_mr_mst(Xc, sq, core, nbr, nbr_d)
+    children, height = _single_linkage(X.shape[0], a, b, w)
+    return core, children, height
+
+
+def _tree_cluster_stats(children, height, member, need_min: bool):
+    """Per point and per group: sum (and optionally min) of dc-distances to the group's points.
+
+    ``member`` is an (n,) array of group indices in ``0..k-1`` (``-1``: in no group). The sum
+    for point i over group c is ``sum over ancestors v of i of height(v) * count_c(sibling)``,
+    accumulated top-down, so the cost is O(n k) and no pairwise matrix is formed.
+    """
+    n = member.shape[0]
+    k = int(member.max()) + 1 if member.size and member.max() >= 0 else 0
+    n_nodes = 2 * n - 1
+    counts = np.zeros((n_nodes, k))
+    has = member >= 0
+    counts[np.flatnonzero(has), member[has]] = 1.0
+    for t in range(n - 1):
+        counts[n + t] = counts[children[t, 0]] + counts[children[t, 1]]
+    sums = np.zeros((n_nodes, k))
+    mins = np.full((n_nodes, k), np.inf) if need_min else None
+    for t in range(n - 2, -1, -1):
+        node = n + t
+        left, right = children[t]
+        h = height[t]
+        sums[left] = sums[node] + h * counts[right]
+        sums[right] = sums[node] + h * counts[left]
+        if need_min:
+            mins[left] = np.where(counts[right] > 0, h, mins[node])
+            mins[right] = np.where(counts[left] > 0, h, mins[node])
+    return sums[:n], (mins[:n] if need_min else None)
+
+
+def _silhouette_from_sums(sums, member, sizes):
+    """Silhouette values from per-group distance sums (sklearn's conventions for singletons)."""
+    n = member.shape[0]
+    idx = np.arange(n)
+    own = member
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = sums[idx, own] / (sizes[own] - 1)
+        mean_other = sums / sizes[None, :]
+        mean_other[idx, own] = np.inf
+        b = mean_other.min(axis=1)
+        s = (b - a) / np.maximum(a, b)
+    s[sizes[own] == 1] = 0.0  # a singleton cluster scores 0, as in Rousseeuw and scikit-learn
+    return np.nan_to_num(s, nan=0.0)
+
+
+def _noise_scores(core, labels, cluster_ids, min_dc_to_cluster):
+    """DISCO's noise score ``min(p_sparse, p_far)`` for every noise point."""
+    noise = labels == NOISE
+    cd_noise = core[noise]
+    p_sparse = np.full(cd_noise.shape, np.inf)
+    p_far = np.full(cd_noise.shape, np.inf)
+    for c_idx, cid in enumerate(cluster_ids):
+        max_core = core[labels == cid].max()
+        for values, acc in ((cd_noise, p_sparse), (min_dc_to_cluster[:, c_idx], p_far)):
+            den = np.maximum(values, max_core)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                q = np.where(den > 0, (values - max_core) / den, 0.0)
+            np.minimum(acc, q, out=acc)
+    return np.minimum(p_sparse, p_far)
+
+
+def disco_samples(X, labels, min_points: int = 5) -> np.ndarray:
+    """DISCO score of every point (density-based silhouette on dc-distances).
+
+    The dc-distance of two points is the minimax path distance in the mutual-reachability graph
+    (weights ``max(d_ij, core_i, core_j)``, ``core_i`` the distance to the ``min_points``-th
+    nearest neighbour counting the point itself, as in the authors' reference). It equals the
+    height at which the two points merge in the single-linkage tree of that graph's minimum
+    spanning tree; the silhouette sums are accumulated on that tree, so memory is ``O(n k)``
+    (the reference builds the ``n x n`` dc matrix).
+
+    Cluster points get the silhouette ``(b - a) / max(a, b)`` on dc-distances, computed among
+    the non-noise points (singleton clusters score 0). Noise points (label ``-1``) get
+    ``min(p_sparse, p_far)``: ``p_sparse`` compares the point's core distance with each
+    cluster's largest core distance, ``p_far`` its dc-distance to the cluster with the same,
+    each as ``(x - m) / max(x, m)`` minimised over clusters. As in the reference: only noise
+    gives ``-1`` everywhere; one cluster without noise gives ``0`` everywhere; one cluster with
+    noise scores the cluster points with every noise point as its own singleton cluster.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Finite data.
+    labels : array-like of shape (n_samples,)
+        Integer cluster labels, ``-1`` for noise.
+    min_points : int, default 5
+        Neighbourhood size of the core distance (1 <= min_points <= n_samples).
+
+    Returns
+    -------
+    numpy.ndarray of shape (n_samples,)
+        Scores in ``[-1, 1]``.
+    """
+    X, labels = _check_xy(X, labels, min_samples=1)
+    n = X.shape[0]
+    min_points = check_int("min_points", min_points, minimum=1, maximum=n)
+    cluster_ids = np.unique(labels[labels != NOISE])
+    if cluster_ids.size == 0:
+        return np.full(n, -1.0)
+    has_noise = bool(np.any(labels == NOISE))
+    if cluster_ids.size == 1 and not has_noise:
+        return np.zeros(n)
+    core, children, height = _dc_tree(X, min_points)
+    member = np.searchsorted(cluster_ids, labels)
+    member[labels == NOISE] = -1
+    sizes = np.bincount(member[member >= 0], minlength=cluster_ids.size).astype(float)
+    sums, mins = _tree_cluster_stats(children, height, member, need_min=has_noise)
+    out = np.empty(n)
+    pts = member >= 0
+    if cluster_ids.size == 1:
+        # the reference treats every noise point as a singleton cluster here: b = min dc to noise
+        noise_grp = np.where(labels == NOISE, 0, -1)
+        _, min_noise = _tree_cluster_stats(children, height, noise_grp, need_min=True)
+        a = sums[pts, 0] / (sizes[0] - 1) if sizes[0] > 1 else np.zeros(int(pts.sum()))
+        b = min_noise[pts, 0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            s = np.nan_to_num((b - a) / np.maximum(a, b), nan=0.0)
+        if sizes[0] == 1:
+            s[:] = 0.0
+        out[pts] = s
+    else:
+        out[pts] = _silhouette_from_sums(sums[pts], member[pts], sizes)
+    if has_noise:
+        out[~pts] = _noise_scores(core, labels, cluster_ids, mins[~pts])
+    return out
+
+
+def disco(X, labels, min_points: int = 5) -> float:
+    """Mean DISCO score over all points (see :func:`disco_samples` for the definition).
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Finite data.
+    labels : array-like of shape (n_samples,)
+        Integer cluster labels, ``-1`` for noise.
+    min_points : int, default 5
+        Neighbourhood size of the core distance.
+
+    Returns
+    -------
+    float
+        In ``[-1, 1]``; higher is better, values near 0 mean overlapping clusters.
+    """
+    return float(np.mean(disco_samples(X, labels, min_points=min_points)))
+
+
+# --------------------------------------------------------------------------------------------
+# DBCV
+# --------------------------------------------------------------------------------------------
+def _all_points_core_distance(Xk, sqk) -> np.ndarray:
+    """Moulavi et al.'s apcd within one cluster, computed without overflow.
+
+    ``apcd(x) = (mean_j (1 / d(x, j))^D)^(-1/D)`` over the other points of the cluster, with
+    ``D`` the dimensionality. Scaling by the nearest distance ``m`` keeps every power <= 1:
+    ``apcd = m * (mean_j (m / d_j)^D)^(-1/D)``. A duplicate (``m = 0``) gives ``apcd = 0``, the
+    limit of the definition.
+    """
+    n, dim = Xk.shape
+    out = np.empty(n)
+    for sl in _blocks(n, n):
+        D = np.sqrt(_sqdist(Xk[sl], Xk, sqk[sl], sqk))
+        rows = np.arange(sl.start, sl.stop)
+        r = np.arange(len(rows))
+        D[r, rows] = np.inf  # drop self
+        nn = np.argmin(D, axis=1)
+        m = _exact_dist(Xk, rows, nn)
+        D[r, nn] = m
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(m[:, None] > 0, m[:, None] / D, 0.0)
+            mean = np.sum(ratio**dim, axis=1) / (n - 1)
+            out[sl] = np.where(m > 0, m * mean ** (-1.0 / dim), 0.0)
+    return out
+
+
+def _internal(n: int, a, b, w):
+    """Return internal nodes (MST degree > 1) and the weights of edges joining two internal nodes.
+
+    Following the authors' MATLAB code (and hdbscan), all nodes count when none is internal and
+    all edges when no edge joins two internal nodes (clusters of two or three points).
+    """
+    deg = np.bincount(np.concatenate([a, b]), minlength=n)
+    nodes = np.flatnonzero(deg > 1)
+    if nodes.size == 0:
+        nodes = np.arange(n)
+    inner = (deg[a] > 1) & (deg[b] > 1)
+    edges = w[inner] if np.any(inner) else w
+    return nodes, edges
+
+
+def dbcv(X, labels) -> float:
+    """Density-Based Clustering Validation index (Moulavi et al. 2014).
+
+    For each cluster: all-points core distances (``apcd``, exponent ``D`` = n_features),
+    the minimum spanning tree of the mutual-reachability distances
+    ``max(d_ij, apcd_i, apcd_j)`` inside the cluster; density sparseness ``DSC`` = largest
+    MST edge between internal nodes (degree > 1); density separation ``DSPC`` of two clusters =
+    smallest mutual-reachability distance between their internal nodes. Cluster validity
+    ``V = (min DSPC - DSC) / max(min DSPC, DSC)`` (0 when both are 0), and
+    ``DBCV = sum_c |c| / n * V_c`` with ``n`` counting noise points, so noise lowers the score.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Finite data, Euclidean distances.
+    labels : array-like of shape (n_samples,)
+        Integer cluster labels, ``-1`` for noise (excluded from clusters).
+
+    Returns
+    -------
+    float
+        In ``[-1, 1]``; higher is better.
+
+    Raises
+    ------
+    ValueError
+        Fewer than two clusters, or a cluster with a single point (``apcd`` undefined).
+    """
+    X, labels = _check_xy(X, labels)
+    ids, sizes = _clusters(labels, "dbcv")
+    if np.any(sizes < 2):
+        raise ValueError(
+            f"labels: dbcv needs at least 2 points per cluster; cluster {ids[sizes < 2][0]} has 1"
+        )
+    Xc, sq = _prepare(X)
+    apcd = np.empty(X.shape[0])
+    dsc = np.empty(ids.size)
+    internal = []
+    for c, cid in enumerate(ids):
+        idx = np.flatnonzero(labels == cid)
+        apcd[idx] = _all_points_core_distance(Xc[idx], sq[idx])
+        a, b, w = _prim_mst(Xc[idx], sq[idx], apcd[idx], tie_break=True)
+        nodes, edges = _internal(idx.size, a, b, w)
+        dsc[c] = edges.max() if edges.size else 0.0
+        internal.append(idx[nodes])
+    all_int = np.concatenate(internal)
+    grp = np.concatenate([np.full(v.size, c) for c, v in enumerate(internal)])
+    dspc = np.full((ids.size, ids.size), np.inf)
+    for c in range(ids.size):
+        rows = internal[c]
+        cols = all_int[grp != c]
+        cgrp = grp[grp != c]
+        for sl in _blocks(rows.size, cols.size):
+            r = rows[sl]
+            D = np.sqrt(_sqdist(Xc[r], Xc[cols], sq[r], sq[cols]))
+            np.maximum(D, apcd[r][:, None], out=D)
+            np.maximum(D, apcd[cols][None, :], out=D)
+            for o in np.unique(cgrp):
+                sub = D[:, cgrp == o]
+                i, j = np.unravel_index(np.argmin(sub), sub.shape)
+                ri, cj = r[i], cols[cgrp == o][j]
+                val = max(_exact_dist(Xc, ri, cj), apcd[ri], apcd[cj])
+                dspc[c, o] = min(dspc[c, o], val)
+    sep = dspc.min(axis=1)
+    den = np.maximum(sep, dsc)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v = np.where(den > 0, (sep - dsc) / den, 0.0)
+    return float(np.sum(sizes * v) / X.shape[0])
+
+
+# --------------------------------------------------------------------------------------------
+# DCSI
+# --------------------------------------------------------------------------------------------
+def dcsi(X, labels, min_pts: int = 5) -> float:
+    """Density Cluster Separability Index (Gauss, Scheipl & Herrmann 2023).
+
+    Following the authors' R function: for each cluster, ``eps`` = median distance to the
+    ``2 * min_pts``-th nearest neighbour within the cluster; core points are those whose
+    ``min_pts``-th within-cluster neighbour lies within ``eps`` (the point itself not counted).
+    ``Conn_c`` = largest edge of the Euclidean MST of the cluster's core points;
+    ``Sep_cd`` = smallest distance between core points of clusters ``c`` and ``d``. The pairwise
+    index is ``q / (1 + q)`` with ``q = Sep_cd / max(Conn_c, Conn_d)`` and the index of a
+    partition is the mean over cluster pairs (the version the authors used for their results;
+    their R code notes it). A pair with ``Sep = Conn = 0`` scores 0.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Finite data, Euclidean distances.
+    labels : array-like of shape (n_samples,)
+        Integer cluster labels; ``-1`` (noise) points are left out.
+    min_pts : int, default 5
+        ``minPts`` of the core-point definition.
+
+    Returns
+    -------
+    float
+        In ``[0, 1]``; higher means better separated clusters.
+
+    Raises
+    ------
+    ValueError
+        Fewer than two clusters, or a cluster with at most ``2 * min_pts`` points.
+    """
+    X, labels = _check_xy(X, labels)
+    min_pts = check_int("min_pts", min_pts, minimum=1)
+    ids, sizes = _clusters(labels, "dcsi")
+    if np.any(sizes <= 2 * min_pts):
+        small = ids[sizes <= 2 * min_pts][0]
+        raise ValueError(
+            f"labels: dcsi needs more than 2 * min_pts = {2 * min_pts} points per cluster; "
+            f"cluster {small} has {sizes[ids == small][0]}"
+        )
+    Xc, sq = _prepare(X)
+    cores, conn = [], np.empty(ids.size)
+    for c, cid in enumerate(ids):
+        idx = np.flatnonzero(labels == cid)
+        eps = np.median(_kth_neighbor_dist(Xc[idx], sq[idx], 2 * min_pts, exclude_self=True))
+        kd = _kth_neighbor_dist(Xc[idx], sq[idx], min_pts, exclude_self=True)
+        core_idx = idx[kd <= eps]
+        _, _, w = _prim_mst(Xc[core_idx], sq[core_idx])
+        conn[c] = w.max() if w.size else 0.0
+        cores.append(core_idx)
+    sep = np.full((ids.size, ids.size), np.inf)
+    for c in range(ids.size):
+        for o in range(c + 1, ids.size):
+            rows, cols = cores[c], cores[o]
+            for sl in _blocks(rows.size, cols.size):
+                r = rows[sl]
+                D = _sqdist(Xc[r], Xc[cols], sq[r], sq[cols])
+                i, j = np.unravel_index(np.argmin(D), D.shape)
+                sep[c, o] = min(sep[c, o], float(_exact_dist(Xc, r[i], cols[j])))
+    vals = []
+    for c in range(ids.size):
+        for o in range(c + 1, ids.size):
+            s, cn = sep[c, o], max(conn[c], conn[o])
+            vals.append(s / (s + cn) if s + cn > 0 else 0.0)
+    return float(np.mean(vals))
+
+
+# --------------------------------------------------------------------------------------------
+# S_Dbw
+# --------------------------------------------------------------------------------------------
+def s_dbw(
+    X,
+    labels,
+    method: str = "tong",
+    dispersion: str = "std",
+    centers: str = "nearest",
+) -> float:
+    """S_Dbw index (Halkidi & Vazirgiannis 2001): ``Scat + Dens_bw``; lower is better.
+
+    ``Scat = (1/c) sum_i ||sigma(v_i)|| / ||sigma(S)||`` with ``sigma`` the per-dimension
+    dispersion vector of a cluster / the data set; ``stdev = sqrt(sum_i ||sigma(v_i)||) / c``;
+    ``density(u)`` counts the points of the clusters involved within ``stdev`` of ``u``;
+    ``Dens_bw = 1/(c(c-1)) sum_{i != j} density(u_ij) / max(density(v_i), density(v_j))`` with
+    ``u_ij`` the midpoint of the centres.
+
+    ``method="halkidi", dispersion="variance", centers="mean"`` is the 2001 paper literally.
+    The defaults are the ``s-dbw`` package's defaults, which MNIST-Nd's Table 1 used:
+    ``method="tong"`` (Tong & Tan 2009: scattering weighted by ``(n - n_i) / n`` and divided by
+    ``c - 1``; density counts points inside a per-dimension box ``1.96 sigma_ij / sqrt(n_ij)``
+    around a midpoint shifted towards the denser centre, ``lambda = 0.7``), standard deviations
+    and centre = the cluster's data point nearest to its mean. With the same settings this
+    function agrees with the package, and ``method="halkidi", dispersion="std",
+    centers="nearest"`` agrees with the package's ``method="Halkidi"``. In high dimension the
+    2001 radius ``stdev`` is far below the typical point-to-centre distance, so the densities
+    vanish and the Halkidi variant raises (the package raises too).
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Finite data.
+    labels : array-like of shape (n_samples,)
+        Integer cluster labels; ``-1`` (noise) points are left out (the package's ``"filter"``).
+    method : {"halkidi", "tong"}
+        Index variant.
+    dispersion : {"variance", "std"}
+        Per-dimension dispersion vector ``sigma``.
+    centers : {"mean", "nearest"}
+        Cluster centre: the mean, or the cluster's data point nearest to it.
+
+    Returns
+    -------
+    float
+        Non-negative; lower is better.
+
+    Raises
+    ------
+    ValueError
+        Fewer than two clusters, or two or more clusters with zero density around their centre.
+    """
+    X, labels = _check_xy(X, labels)
+    check_choice("method", method, ["halkidi", "tong"])
+    check_choice("dispersion", dispersion, ["variance", "std"])
+    check_choice("centers", centers, ["mean", "nearest"])
+    keep = labels != NOISE
+    X, labels = X[keep], labels[keep]
+    ids, sizes = _clusters(labels, "s_dbw")
+    c, n = ids.size, X.shape[0]
+
+    def spread(A):
+        return A.var(axis=0) if dispersion == "variance" else A.std(axis=0)
+
+    groups = [X[labels == cid] for cid in ids]
+    sig = [spread(g) for g in groups]
+    sig_norm = np.array([np.sqrt(s @ s) for s in sig])
+    sig_all = spread(X)
+    sig_all_norm = np.sqrt(sig_all @ sig_all)
+    if sig_all_norm == 0:
+        raise ValueError("X: all points are identical; S_Dbw is undefined")
+    cent = []
+    for g in groups:
+        m = g.mean(axis=0)
+        if centers == "nearest":
+            m = g[np.argmin(np.sum((g - m) ** 2, axis=1))]
+        cent.append(m)
+    if method == "halkidi":
+        scat = sig_norm.sum() / (sig_all_norm * c)
+        stdev = np.sqrt(sig_norm.sum()) / c
+
+        def density(members, u):
+            return sum(int(np.sum(np.sqrt(np.sum((g - u) ** 2, axis=1)) <= stdev)) for g in members)
+
+        dens = np.array([density([groups[i]], cent[i]) for i in range(c)])
+    else:
+        w = (n - sizes) / n
+        scat = np.sum(w * sig_norm) / (sig_all_norm * (c - 1))
+        std = [g.std(axis=0) for g in groups]
+
+        def box_density(members, u, sigma, n_ij):
+            half = 1.96 * sigma / np.sqrt(n_ij)
+            return sum(int(np.sum(np.all(np.abs(g - u) <= half, axis=1))) for g in members)
+
+        dens = np.array([box_density([groups[i]], cent[i], std[i], sizes[i]) for i in range(c)])
+    if np.count_nonzero(dens == 0) > 1:
+        raise ValueError("labels: two or more clusters have zero density around their centre")
+    total = 0.0
+    for i in range(c):
+        for j in range(c):
+            if i == j:
+                continue
+            if method == "halkidi":
+                u = (cent[i] + cent[j]) / 2
+                d_ij = density([groups[i], groups[j]], u)
+            else:
+                n_ij = sizes[i] + sizes[j]
+                lam = 0.7
+                u = lam * (cent[i] * sizes[j] + cent[j] * sizes[i]) / n_ij + (1 - lam) * (
+                    (cent[i] * dens[i] + cent[j] * dens[j]) / (dens[i] + dens[j])
+                )
+                d_ij = box_density([groups[i], groups[j]], u, (std[i] + std[j]) / 2, n_ij)
+            total += d_ij / max(dens[i], dens[j])
+    return float(total / (c * (c - 1)) + scat)
+
+
+# --------------------------------------------------------------------------------------------
+# density peaks
+# --------------------------------------------------------------------------------------------
+def _unique_rows(X):
+    """Distinct rows, the inverse map and multiplicities (duplicates are handled exactly)."""
+    U, inverse, counts = np.unique(X, axis=0, return_inverse=True, return_counts=True)
+    return U, inverse.reshape(-1), counts.astype(np.float64)
+
+
+def _pairwise_percentile(U, sqU, counts, percentile: float, Uraw) -> float:
+    """Exact ``np.percentile`` (linear) of all n(n-1)/2 pairwise distances, without storing them.
+
+    Distinct rows ``U`` carry multiplicities ``counts``: a pair of distinct rows stands for
+    ``c_u * c_v`` distances, a row for ``c_u (c_u - 1) / 2`` zeros. Squared distances are
+    bracketed by weighted histograms over row blocks until the bracket holds few enough pairs,
+    which are then collected, recomputed from coordinate differences and selected exactly.
+    """
+    m = U.shape[0]
+    n = counts.sum()
+    total = n * (n - 1) / 2
+    h = (total - 1) * percentile / 100.0
+    ranks = sorted({int(np.floor(h)), int(np.ceil(h))})
+    zeros = float(np.sum(counts * (counts - 1) / 2))
+    values = {}
+    pending = []
+    for r in ranks:
+        if r < zeros:
+            values[r] = 0.0
+        else:
+            pending.append(r)
+    if pending:
+        # bracket on squared distances among distinct rows: rank r - zeros
+        targets = [r - zeros for r in pending]
+        lo, hi = 0.0, float(4 * np.max(sqU)) * (1 + 1e-9) + 1e-300
+        below = 0.0  # weighted count of pairs with d2 < lo
+        cap = 2_000_000
+        n_bins = 1 << 14
+        for _ in range(64):
+            hist = np.zeros(n_bins)
+            inside = 0.0
+            width = (hi - lo) / n_bins
+            for sl in _blocks(m, m):
+                D = _sqdist(U[sl], U, sqU[sl], sqU)
+                upper = np.arange(sl.stop - sl.start)[:, None] < (np.arange(m)[None, :] - sl.start)
+                D[~upper] = -1.0  # each pair once (j > i)
+                W = counts[sl][:, None] * counts[None, :]
+                sel = (D >= lo) & (D <= hi)
+                vals, wts = D[sel], W[sel]
+                bins = np.minimum(((vals - lo) / width).astype(np.int64), n_bins - 1)
+                hist += np.bincount(bins, weights=wts, minlength=n_bins)
+                inside += wts.sum()
+            if inside <= cap or width <= 1e-15 * max(hi, 1e-300):
+                break
+            cum = below + np.cumsum(hist[:n_bins])
+            first = int(np.searchsorted(cum, min(targets), side="right"))
+            last = int(np.searchsorted(cum, max(targets), side="right"))
+            first, last = min(first, n_bins - 1), min(last, n_bins - 1)
+            new_lo, new_hi = lo + first * width, lo + (last + 1) * width
+            below = below + (cum[first - 1] - below if first > 0 else 0.0)
+            lo, hi = new_lo, new_hi
+        # collect the pairs in a slightly widened bracket and select on exact distances
+        lo_w, hi_w = lo * (1 - 1e-9) - 1e-300, hi * (1 + 1e-9) + 1e-300
+        below_w = 0.0
+        ci, cj, cw = [], [], []
+        for sl in _blocks(m, m):
+            D = _sqdist(U[sl], U, sqU[sl], sqU)
+            mask = np.arange(len(range(sl.start, sl.stop)))[:, None] < (
+                np.arange(m)[None, :] - sl.start
+            )
+            W = counts[sl][:, None] * counts[None, :]
+            below_w += W[mask & (D < lo_w)].sum()
+            sel = mask & (D >= lo_w) & (D <= hi_w)
+            ii, jj = np.nonzero(sel)
+            ci.append(ii + sl.start)
+            cj.append(jj)
+            cw.append(W[ii, jj])
+        ci, cj, cw = np.concatenate(ci), np.concatenate(cj), np.concatenate(cw)
+        d = _exact_dist(Uraw, ci, cj)
+        order = np.argsort(d, kind="stable")
+        d, cw = d[order], cw[order]
+        cum = below_w + np.cumsum(cw)
+        for r, t in zip(pending, targets, strict=True):
+            pos = int(np.searchsorted(cum, t, side="right"))
+            if pos >= d.size:  # numerical corner: fall back to the largest collected value
+                pos = d.size - 1
+            values[r] = float(d[pos])
+    lo_r, hi_r = int(np.floor(h)), int(np.ceil(h))
+    return values[lo_r] + (h - lo_r) * (values[hi_r] - values[lo_r])
+
+
+def density_peaks(X, percentile: float = 2.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Decision-graph quantities of Rodriguez & Laio's density peaks, exactly and in blocks.
+
+    ``rho_i = sum_{j != i} exp(-(d_ij / d_c)^2)`` with ``d_c`` the ``percentile``-th percentile
+    (numpy's linear interpolation) of all ``n(n-1)/2`` pairwise distances, computed exactly
+    without storing them. ``delta_i`` = distance to the nearest point that is denser than ``i``,
+    where "denser" is a strict total order: larger ``rho``, ties (``rho`` equal up to 1e-9 of
+    the largest ``rho``) going to the smaller index; the densest point gets the largest
+    distance to any point. ``gamma = rho * delta``.
+
+    Duplicated points are defined consistently: copies of a point have identical ``rho``; the
+    first copy (smallest index) gets the ``delta`` of the point, the later copies ``delta = 0``
+    (their denser neighbour is the first copy). If ``d_c`` is 0 (most pairs are duplicates) a
+    ``ValueError`` asks for a larger percentile.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Finite data, at least 2 points.
+    percentile : float, default 2.0
+        Percentile of the pairwise distances used as ``d_c``, in ``(0, 100]``.
+
+    Returns
+    -------
+    rho, delta, gamma : numpy.ndarray of shape (n_samples,)
+    """
+    X = check_matrix("X", X, min_samples=2)
+    percentile = check_float("percentile", percentile, minimum=0.0, maximum=100.0, open_low=True)
+    U_raw, inverse, counts = _unique_rows(X)
+    if U_raw.shape[0] < 2:
+        raise ValueError("X: all points are identical; density peaks are undefined")
+    U, sqU = _prepare(U_raw)
+    dc = _pairwise_percentile(U, sqU, counts, percentile, U_raw)
+    if dc <= 0:
+        raise ValueError(
+            f"percentile={percentile} gives d_c = 0 (duplicated points); choose a larger one"
+        )
+    m = U.shape[0]
+    rho_u = np.empty(m)
+    for sl in _blocks(m, m):
+        D = _sqdist(U[sl], U, sqU[sl], sqU)
+        D *= -1.0 / dc**2
+        np.exp(D, out=D)
+        D[np.arange(sl.stop - sl.start), np.arange(sl.start, sl.stop)] = 1.0
+        rho_u[sl] = D @ counts - 1.0  # exclude the point itself
+    n = X.shape[0]
+    rho = rho_u[inverse]
+    # strict order: rho (rounded so that float noise cannot split ties), then index
+    key = np.round(rho / max(rho.max(), 1e-300), 9)
+    order = np.lexsort((np.arange(n), -key))
+    rank = np.empty(n, np.int64)
+    rank[order] = np.arange(n)
+    # representative of each distinct row = its first (densest-ranked) copy
+    first = np.full(m, n, np.int64)
+    np.minimum.at(first, inverse, rank)
+    delta = np.zeros(n)
+    rep_rank = first  # rank of the first copy of each distinct row
+    is_first = rank == rep_rank[inverse]
+    max_d = np.zeros(m)
+    near = np.full(m, np.inf)
+    near_j = np.full(m, -1, np.int64)
+    for sl in _blocks(m, m):
+        D = _sqdist(U[sl], U, sqU[sl], sqU)
+        max_d[sl] = np.argmax(D, axis=1)
+        D[rep_rank[None, :] >= rep_rank[sl][:, None]] = np.inf  # only strictly denser rows
+        j = np.argmin(D, axis=1)
+        ok = np.isfinite(D[np.arange(D.shape[0]), j])
+        near_j[sl] = np.where(ok, j, -1)
+    rows = np.arange(m)
+    has = near_j >= 0
+    near[has] = _exact_dist(U_raw, rows[has], near_j[has])
+    top = ~has
+    near[top] = _exact_dist(U_raw, rows[top], max_d[top].astype(np.int64))
+    delta[is_first] = near[inverse[is_first]]
+    return rho, delta, rho * delta

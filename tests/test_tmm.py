@@ -1,0 +1,80 @@
+"""Tests of mnistnd._tmm: equality with studenttmixture, recovery, input checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_blobs
+from sklearn.metrics import adjusted_rand_score
+
+from mnistnd._tmm import StudentTMixture, kmeans_plusplus
+
+
+def _heavy_tailed_blobs(n=600, dim=4, centers=3, seed=0):
+    X, y = make_blobs(n, n_features=dim, centers=centers, cluster_std=1.5, random_state=seed)
+    X = X + 0.3 * np.random.default_rng(seed).standard_t(3, X.shape)
+    return X, y
+
+
+@pytest.mark.parametrize("fixed_df", [False, True])
+def test_equals_studenttmixture(fixed_df):
+    studenttmixture = pytest.importorskip("studenttmixture")
+    X, _ = _heavy_tailed_blobs()
+    lib = studenttmixture.EMStudentMixture(
+        n_components=3, fixed_df=fixed_df, init_type="k++", random_state=0, tol=1e-5
+    )
+    init = lib.kplusplus_initialization(X, 0)  # the library's own k++ centres
+    lib.fit(X)
+    ours = StudentTMixture(3, fixed_df=fixed_df, means_init=init).fit(X)
+    assert ours.converged_
+    assert ours.score(X) == pytest.approx(lib.score(X), abs=1e-8)
+    assert np.array_equal(ours.predict(X), lib.predict(X))
+    assert np.allclose(ours.df_, lib.df_, rtol=1e-6)
+    assert np.allclose(ours.location_, lib.location_, atol=1e-7)
+    assert np.allclose(ours.scale_, np.moveaxis(lib.scale_, -1, 0), atol=1e-7)
+    assert np.allclose(ours.weights_, lib.mix_weights_, atol=1e-9)
+
+
+def test_recovers_blobs_and_estimates_df():
+    rng = np.random.default_rng(1)
+    # component 0 heavy-tailed (df 3), component 1 Gaussian-like
+    a = rng.standard_t(3, size=(1500, 2)) + np.array([-8.0, 0.0])
+    b = rng.standard_normal((1500, 2)) + np.array([8.0, 0.0])
+    X = np.vstack([a, b])
+    y = np.repeat([0, 1], 1500)
+    m = StudentTMixture(2, random_state=0).fit(X)
+    assert adjusted_rand_score(y, m.predict(X)) > 0.99
+    df_a = m.df_[m.predict(a[:1])[0]]
+    df_b = m.df_[m.predict(b[:1])[0]]
+    assert 1.5 < df_a < 6 and df_b > 15  # heavy tails found where they are
+    proba = m.predict_proba(X)
+    assert np.allclose(proba.sum(axis=1), 1.0)
+    assert m.score(X) == pytest.approx(m.score_samples(X).mean())
+
+
+def test_same_seed_same_fit_and_kmeanspp():
+    X, _ = _heavy_tailed_blobs(seed=2)
+    a = StudentTMixture(3, random_state=5).fit_predict(X)
+    b = StudentTMixture(3, random_state=5).fit_predict(X)
+    assert np.array_equal(a, b)
+    c = kmeans_plusplus(X, 3, 0)
+    assert c.shape == (3, X.shape[1])
+    assert all(any(np.array_equal(row, x) for x in X) for row in c)  # centres are data points
+    assert len({tuple(r) for r in c}) == 3
+
+
+def test_bad_input():
+    X, _ = _heavy_tailed_blobs()
+    with pytest.raises(ValueError, match="means_init must have shape"):
+        StudentTMixture(3, means_init=np.zeros((2, 4))).fit(X)
+    Xn = X.copy()
+    Xn[0, 0] = np.nan
+    with pytest.raises(ValueError, match="X contains 1 NaN"):
+        StudentTMixture(3).fit(Xn)
+    with pytest.raises(ValueError, match="df must be >"):
+        StudentTMixture(3, df=0.0).fit(X)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        StudentTMixture(3).predict(X)
+    m = StudentTMixture(3).fit(X)
+    with pytest.raises(ValueError, match="4 features"):
+        m.predict(X[:, :2])

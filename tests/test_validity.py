@@ -1,0 +1,510 @@
+"""Validity indices and density peaks against brute-force versions written from the definitions.
+
+The brute-force functions below build full distance matrices (fine for ~100 points) and follow
+each paper's text literally; the package versions must agree to 1e-9.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from scipy.sparse.csgraph import minimum_spanning_tree
+from scipy.spatial.distance import cdist, pdist, squareform
+from sklearn.metrics import silhouette_samples
+
+from mnistnd import validity as V
+
+TOL = 1e-9
+
+
+# ------------------------------------------------------------------------ brute-force versions
+def bf_dist(X):
+    return squareform(pdist(X))
+
+
+def bf_core(D, k):
+    """Distance to the k-th nearest neighbour counting the point itself (DISCO convention)."""
+    return np.sort(D, axis=1)[:, k - 1]
+
+
+def bf_minimax(W):
+    """All-pairs minimax path distances (Floyd-Warshall on the bottleneck semiring)."""
+    M = W.copy()
+    for k in range(M.shape[0]):
+        M = np.minimum(M, np.maximum(M[:, [k]], M[[k], :]))
+    np.fill_diagonal(M, 0.0)
+    return M
+
+
+def bf_dc(X, min_points):
+    D = bf_dist(X)
+    core = bf_core(D, min_points)
+    W = np.maximum(D, np.maximum(core[:, None], core[None, :]))
+    np.fill_diagonal(W, 0.0)
+    return bf_minimax(W), core
+
+
+def bf_disco_samples(X, labels, min_points=5):
+    labels = np.asarray(labels)
+    ids = set(labels.tolist())
+    n = len(X)
+    if ids == {-1}:
+        return np.full(n, -1.0)
+    if len(ids) == 1:
+        return np.zeros(n)
+    dc, core = bf_dc(X, min_points)
+    out = np.empty(n)
+    noise = labels == -1
+    if len(ids) == 2 and -1 in ids:
+        lab = labels.copy()
+        lab[noise] = -np.arange(1, noise.sum() + 1)
+        out[~noise] = silhouette_samples(dc, lab, metric="precomputed")[~noise]
+    else:
+        keep = ~noise
+        out[keep] = silhouette_samples(dc[np.ix_(keep, keep)], labels[keep], metric="precomputed")
+    if noise.any():
+        clus = sorted(i for i in ids if i != -1)
+        ps = np.full(noise.sum(), np.inf)
+        pf = np.full(noise.sum(), np.inf)
+        for c in clus:
+            mc = core[labels == c].max()
+            x = core[noise]
+            ps = np.minimum(ps, (x - mc) / np.maximum(x, mc))
+            y = dc[np.ix_(noise, labels == c)].min(axis=1)
+            pf = np.minimum(pf, (y - mc) / np.maximum(y, mc))
+        out[noise] = np.minimum(ps, pf)
+    return out
+
+
+def bf_mst_edges(W, D=None):
+    """Kruskal MST edges (i, j, w); equal weights ordered by Euclidean length ``D`` (canonical)."""
+    n = W.shape[0]
+    i, j = np.triu_indices(n, 1)
+    sec = D[i, j] if D is not None else np.zeros(i.size)
+    order = np.lexsort((sec, W[i, j]))
+    comp = list(range(n))
+
+    def find(x):
+        while comp[x] != x:
+            x = comp[x]
+        return x
+
+    rows, cols = [], []
+    for e in order:
+        ra, rb = find(i[e]), find(j[e])
+        if ra != rb:
+            comp[rb] = ra
+            rows.append(i[e])
+            cols.append(j[e])
+    rows, cols = np.array(rows, int), np.array(cols, int)
+    return rows, cols, W[rows, cols]
+
+
+def bf_dbcv(X, labels, ties="length"):
+    """Moulavi et al. 2014 literally; ``ties`` picks the MST among equal-weight alternatives."""
+    labels = np.asarray(labels)
+    n, dim = X.shape
+    D = bf_dist(X)
+    clus = sorted(set(labels.tolist()) - {-1})
+    apcd = np.zeros(n)
+    internal, dsc = {}, {}
+    for c in clus:
+        idx = np.flatnonzero(labels == c)
+        Dc = D[np.ix_(idx, idx)]
+        for a, i in enumerate(idx):
+            d = np.delete(Dc[a], a)
+            apcd[i] = 0.0 if np.any(d == 0) else np.mean((1.0 / d) ** dim) ** (-1.0 / dim)
+        W = np.maximum(Dc, np.maximum(apcd[idx][:, None], apcd[idx][None, :]))
+        if ties == "length":
+            r, s, w = bf_mst_edges(W, Dc)
+        else:  # scipy's Kruskal: ties resolved by point order (what hdbscan's Prim also gets)
+            T = minimum_spanning_tree(W).tocoo()
+            r, s, w = T.row, T.col, T.data
+        deg = np.bincount(np.concatenate([r, s]), minlength=len(idx))
+        nodes = np.flatnonzero(deg > 1) if np.any(deg > 1) else np.arange(len(idx))
+        inner = (deg[r] > 1) & (deg[s] > 1)
+        dsc[c] = (w[inner] if inner.any() else w).max()
+        internal[c] = idx[nodes]
+    total = 0.0
+    for c in clus:
+        sep = min(
+            np.max(
+                [
+                    D[np.ix_(internal[c], internal[o])],
+                    np.broadcast_to(apcd[internal[c]][:, None], (len(internal[c]), len(internal[o]))),
+                    np.broadcast_to(apcd[internal[o]][None, :], (len(internal[c]), len(internal[o]))),
+                ],
+                axis=0,
+            ).min()
+            for o in clus
+            if o != c
+        )
+        v = 0.0 if max(sep, dsc[c]) == 0 else (sep - dsc[c]) / max(sep, dsc[c])
+        total += (labels == c).sum() * v
+    return total / n
+
+
+def bf_dcsi(X, labels, min_pts=5):
+    labels = np.asarray(labels)
+    D = bf_dist(X)
+    clus = sorted(set(labels.tolist()) - {-1})
+    core, conn = {}, {}
+    for c in clus:
+        idx = np.flatnonzero(labels == c)
+        Dc = D[np.ix_(idx, idx)]
+        srt = np.sort(Dc, axis=1)  # column 0 is the point itself
+        eps = np.median(srt[:, 2 * min_pts])
+        core[c] = idx[srt[:, min_pts] <= eps]
+        Wc = D[np.ix_(core[c], core[c])]
+        conn[c] = bf_mst_edges(Wc)[2].max() if len(core[c]) > 1 else 0.0
+    vals = []
+    for c, o in itertools.combinations(clus, 2):
+        sep = D[np.ix_(core[c], core[o])].min()
+        q = sep / max(conn[c], conn[o])
+        vals.append(q / (1 + q))
+    return float(np.mean(vals))
+
+
+def bf_s_dbw_halkidi(X, labels):
+    """S_Dbw exactly as in Halkidi & Vazirgiannis (2001): variance vectors, mean centres."""
+    labels = np.asarray(labels)
+    clus = sorted(set(labels.tolist()) - {-1})
+    keep = labels != -1
+    X, labels = X[keep], labels[keep]
+    c = len(clus)
+    sig = {k: X[labels == k].var(axis=0) for k in clus}
+    norm = {k: np.linalg.norm(sig[k]) for k in clus}
+    scat = sum(norm.values()) / c / np.linalg.norm(X.var(axis=0))
+    stdev = np.sqrt(sum(norm.values())) / c
+    v = {k: X[labels == k].mean(axis=0) for k in clus}
+
+    def dens(u, ks):
+        return sum(int(np.sum(np.linalg.norm(X[labels == k] - u, axis=1) <= stdev)) for k in ks)
+
+    tot = 0.0
+    for i in clus:
+        for j in clus:
+            if i != j:
+                tot += dens((v[i] + v[j]) / 2, [i, j]) / max(dens(v[i], [i]), dens(v[j], [j]))
+    return tot / (c * (c - 1)) + scat
+
+
+def bf_density_peaks(X, percentile):
+    D = bf_dist(X)
+    n = len(X)
+    dc = np.percentile(D[np.triu_indices(n, 1)], percentile)
+    K = np.exp(-((D / dc) ** 2))
+    rho = K.sum(axis=1) - 1.0
+    key = np.round(rho / rho.max(), 9)
+    delta = np.empty(n)
+    for i in range(n):
+        denser = [j for j in range(n) if key[j] > key[i] or (key[j] == key[i] and j < i)]
+        delta[i] = D[i, denser].min() if denser else D[i].max()
+    return rho, delta, rho * delta
+
+
+# ------------------------------------------------------------------------ fixtures
+def blobs(n_per=30, centers=((0, 0), (6, 0), (0, 6)), scale=1.0, dim=2, seed=0):
+    rng = np.random.default_rng(seed)
+    cs = np.zeros((len(centers), dim))
+    cs[:, : len(centers[0])] = centers
+    X = np.concatenate([c + scale * rng.standard_normal((n_per, dim)) for c in cs])
+    y = np.repeat(np.arange(len(centers)), n_per)
+    return X, y
+
+
+@pytest.fixture
+def data():
+    return blobs(n_per=30, scale=1.5, dim=3, seed=1)
+
+
+# ------------------------------------------------------------------------ DISCO
+@pytest.mark.parametrize("min_points", [1, 2, 5])
+def test_disco_matches_bruteforce(data, min_points):
+    X, y = data
+    np.testing.assert_allclose(
+        V.disco_samples(X, y, min_points), bf_disco_samples(X, y, min_points), atol=TOL
+    )
+
+
+def test_disco_with_noise_and_singletons(data):
+    X, y = data
+    y = y.copy()
+    y[[0, 5, 40, 70]] = -1
+    y[10] = 7  # a singleton cluster scores 0
+    ours = V.disco_samples(X, y)
+    np.testing.assert_allclose(ours, bf_disco_samples(X, y), atol=TOL)
+    assert ours[10] == 0.0
+
+
+def test_disco_one_cluster_with_noise(data):
+    X, _ = data
+    y = np.zeros(len(X), int)
+    y[[3, 50, 80]] = -1
+    np.testing.assert_allclose(V.disco_samples(X, y), bf_disco_samples(X, y), atol=TOL)
+
+
+def test_disco_documented_degenerate_cases(data):
+    X, y = data
+    assert np.all(V.disco_samples(X, np.full(len(X), -1)) == -1)
+    assert np.all(V.disco_samples(X, np.zeros(len(X), int)) == 0)
+    assert V.disco(X, y) == pytest.approx(np.mean(V.disco_samples(X, y)))
+
+
+def test_disco_duplicates(data):
+    X, y = data
+    X = np.concatenate([X, X[:10]])
+    y = np.concatenate([y, y[:10]])
+    np.testing.assert_allclose(V.disco_samples(X, y), bf_disco_samples(X, y), atol=TOL)
+
+
+def test_disco_large_data_paths_match_bruteforce(monkeypatch):
+    # large inputs use kNN + Boruvka (with a sampled kNN threshold) instead of dense Prim;
+    # force those paths on small data, with duplicates and noise
+    X, y = blobs(n_per=40, scale=1.0, dim=4, seed=3)
+    X = np.concatenate([X, X[:5]])
+    y = np.concatenate([y, y[:5]])
+    y[[2, 50]] = -1
+    monkeypatch.setattr(V, "_DENSE_LIMIT", 0)
+    monkeypatch.setattr(V, "_KNN_SAMPLE_MIN", 0)
+    for mp in (2, 5):
+        np.testing.assert_allclose(V.disco_samples(X, y, mp), bf_disco_samples(X, y, mp), atol=TOL)
+    orig = V._prim_mst
+    monkeypatch.setattr(V, "_prim_mst", lambda *a, **k: orig(*a, **{**k, "dense_limit": 0}))
+    assert V.dbcv(X, y) == pytest.approx(bf_dbcv(X, y), abs=TOL)
+
+
+def test_knn_sampled_threshold_is_exact(monkeypatch):
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((500, 6))
+    monkeypatch.setattr(V, "_KNN_SAMPLE_MIN", 0)
+    Xc, sq = V._prepare(X)
+    idx, dist = V._knn(Xc, sq, 7)
+    D = bf_dist(X)
+    np.fill_diagonal(D, np.inf)
+    np.testing.assert_allclose(dist, np.sort(D, axis=1)[:, :7], atol=1e-12)
+
+
+# ------------------------------------------------------------------------ DBCV
+def test_dbcv_matches_bruteforce(data):
+    X, y = data
+    assert V.dbcv(X, y) == pytest.approx(bf_dbcv(X, y), abs=TOL)
+
+
+def test_dbcv_noise_counts_in_weights(data):
+    X, y = data
+    y = y.copy()
+    y[[0, 1, 2, 45]] = -1
+    assert V.dbcv(X, y) == pytest.approx(bf_dbcv(X, y), abs=TOL)
+
+
+def test_dbcv_tiny_clusters_follow_fallback():
+    X, y = blobs(n_per=30, scale=1.0, dim=2, seed=4)
+    y = y.copy()
+    y[:2] = 5  # a 2-point cluster: no internal node, all nodes/edges used
+    y[30:33] = 6  # a 3-point cluster: one internal node, no internal edge
+    assert V.dbcv(X, y) == pytest.approx(bf_dbcv(X, y), abs=TOL)
+
+
+def test_dbcv_high_dimension_no_overflow():
+    # (1/d)^64 overflows float64 for small distances; the scaled form must stay finite
+    X, y = blobs(n_per=25, scale=1e-4, centers=((0, 0), (1e-3, 0)), dim=64, seed=5)
+    val = V.dbcv(X, y)
+    assert np.isfinite(val) and -1 <= val <= 1
+
+
+def test_dbcv_is_permutation_invariant(data):
+    X, y = data
+    p = np.random.default_rng(0).permutation(len(X))
+    assert V.dbcv(X[p], y[p]) == pytest.approx(V.dbcv(X, y), abs=TOL)
+
+
+def test_dbcv_differs_from_hdbscan_only_by_mst_ties(data):
+    # Mutual-reachability weights tie (max(apcd_i, apcd_j) for short edges), so the MST and its
+    # internal nodes are not unique. hdbscan keeps whichever tree its Prim meets first (it
+    # depends on the point order); we order ties by Euclidean length. With scipy's order-based
+    # tree, the literal definition reproduces hdbscan; with ours, the package.
+    hv = pytest.importorskip("hdbscan.validity")
+    X, y = data
+    assert hv.validity_index(X, y) == pytest.approx(bf_dbcv(X, y, ties="scipy"), abs=1e-9)
+    p = np.random.default_rng(1).permutation(len(X))
+    assert abs(hv.validity_index(X[p], y[p]) - hv.validity_index(X, y)) > 1e-3  # order matters
+    assert V.dbcv(X, y) == pytest.approx(bf_dbcv(X, y, ties="length"), abs=TOL)
+
+
+# ------------------------------------------------------------------------ DCSI
+def test_dcsi_matches_bruteforce(data):
+    X, y = data
+    assert V.dcsi(X, y) == pytest.approx(bf_dcsi(X, y), abs=TOL)
+
+
+def test_dcsi_min_pts_and_noise(data):
+    X, y = data
+    y = y.copy()
+    y[[4, 44]] = -1
+    assert V.dcsi(X, y, min_pts=3) == pytest.approx(bf_dcsi(X, y, 3), abs=TOL)
+
+
+# ------------------------------------------------------------------------ S_Dbw
+def test_s_dbw_matches_paper_bruteforce(data):
+    X, y = data
+    paper = {"method": "halkidi", "dispersion": "variance", "centers": "mean"}
+    assert V.s_dbw(X, y, **paper) == pytest.approx(bf_s_dbw_halkidi(X, y), abs=TOL)
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs"),
+    [
+        ({"method": "tong", "dispersion": "std", "centers": "nearest"}, {}),
+        ({"method": "halkidi", "dispersion": "std", "centers": "nearest"}, {"method": "Halkidi"}),
+        ({"method": "halkidi", "dispersion": "std", "centers": "mean"},
+         {"method": "Halkidi", "nearest_centr": False}),
+    ],
+)
+def test_s_dbw_agrees_with_package(data, ours, theirs):
+    sdbw = pytest.importorskip("s_dbw")
+    X, y = data
+    assert V.s_dbw(X, y, **ours) == pytest.approx(sdbw.S_Dbw(X, y, **theirs), abs=TOL)
+    y = y.copy()
+    y[[7, 77]] = -1  # our noise handling is the package's "filter"
+    assert V.s_dbw(X, y, **ours) == pytest.approx(
+        sdbw.S_Dbw(X, y, alg_noise="filter", **theirs), abs=TOL
+    )
+
+
+# ------------------------------------------------------------------------ toy geometry
+def test_indices_rank_good_partition_above_bad():
+    X, y = blobs(n_per=40, centers=((0, 0), (10, 0)), scale=1.0, dim=2, seed=7)
+    bad = (X[:, 1] > np.median(X[:, 1])).astype(int)  # cuts across both blobs
+    assert V.disco(X, y) > 0.5 > V.disco(X, bad)
+    assert V.dbcv(X, y) > 0.5 > V.dbcv(X, bad)
+    assert V.dcsi(X, y) > V.dcsi(X, bad)
+    assert V.s_dbw(X, y) < V.s_dbw(X, bad)
+
+
+# ------------------------------------------------------------------------ bad input
+@pytest.mark.parametrize("fn", [V.disco, V.dbcv, V.dcsi, V.s_dbw])
+def test_bad_input_raises(fn, data):
+    X, y = data
+    with pytest.raises(ValueError, match="labels"):
+        fn(X, y[:-1])
+    Xn = X.copy()
+    Xn[3, 1] = np.nan
+    with pytest.raises(ValueError, match="X contains"):
+        fn(Xn, y)
+    Xi = X.copy()
+    Xi[0, 0] = np.inf
+    with pytest.raises(ValueError, match="X contains"):
+        fn(Xi, y)
+    with pytest.raises(ValueError, match="negative label"):
+        fn(X, np.where(y == 0, -2, y))
+
+
+@pytest.mark.parametrize("fn", [V.dbcv, V.dcsi, V.s_dbw])
+def test_single_cluster_raises(fn, data):
+    X, _ = data
+    with pytest.raises(ValueError, match="at least 2 clusters"):
+        fn(X, np.zeros(len(X), int))
+    with pytest.raises(ValueError, match="at least 2 clusters"):
+        fn(X, np.r_[np.zeros(len(X) - 3, int), -np.ones(3, int)])
+
+
+def test_small_clusters_raise_or_are_defined(data):
+    X, y = data
+    y = y.copy()
+    y[0] = 9
+    with pytest.raises(ValueError, match="2 points per cluster"):
+        V.dbcv(X, y)
+    with pytest.raises(ValueError, match="2 \\* min_pts"):
+        V.dcsi(X, y)
+    assert np.isfinite(V.disco(X, y))  # defined: a singleton scores 0
+    with pytest.raises(ValueError, match="min_points"):
+        V.disco(X, y, min_points=len(X) + 1)
+
+
+# ------------------------------------------------------------------------ density peaks
+@pytest.mark.parametrize("percentile", [0.5, 2.0, 10.0, 100.0])
+def test_density_peaks_matches_bruteforce(percentile):
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((120, 5))
+    for ours, ref in zip(V.density_peaks(X, percentile), bf_density_peaks(X, percentile),
+                         strict=True):
+        np.testing.assert_allclose(ours, ref, rtol=TOL, atol=TOL)
+
+
+def test_density_peaks_ties_and_duplicates():
+    # integer grid: many equal distances and equal densities; plus exact duplicates
+    g = np.array(list(itertools.product(range(6), range(6))), float)
+    X = np.concatenate([g, g[[0, 7, 7, 20]]])
+    for p in (1.0, 5.0, 30.0):
+        rho, delta, gamma = V.density_peaks(X, p)
+        rr, dd, gg = bf_density_peaks(X, p)
+        np.testing.assert_allclose(rho, rr, rtol=TOL, atol=TOL)
+        np.testing.assert_allclose(delta, dd, rtol=TOL, atol=TOL)
+        np.testing.assert_allclose(gamma, gg, rtol=TOL, atol=TOL)
+    # copies share rho; the later copies have delta 0
+    assert rho[36] == rho[0] and delta[36] == 0.0 and delta[0] > 0
+    assert delta[37] == 0.0 and delta[38] == 0.0
+
+
+def test_density_peaks_percentile_exact_across_blocks(monkeypatch):
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((300, 3))
+    X = np.concatenate([X, X[:20]])
+    monkeypatch.setattr(V, "_BLOCK_BYTES", 8 * 300 * 7)  # 7-row blocks
+    for p in (0.01, 0.3, 3.0, 50.0):
+        ref = np.percentile(pdist(X), p)
+        U, inv, cnt = V._unique_rows(X)
+        Uc, sq = V._prepare(U)
+        assert V._pairwise_percentile(Uc, sq, cnt, p, U) == pytest.approx(ref, rel=1e-12, abs=0)
+
+
+def test_density_peaks_percentile_bracketing_loop(monkeypatch):
+    # a small collection cap forces several bracketing passes
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((400, 4))
+    src = V._pairwise_percentile.__code__
+    assert "cap = 2_000_000" in open(V.__file__).read()
+    consts = tuple(100 if c == 2_000_000 else c for c in src.co_consts)
+    monkeypatch.setattr(V._pairwise_percentile, "__code__", src.replace(co_consts=consts))
+    U, inv, cnt = V._unique_rows(X)
+    Uc, sq = V._prepare(U)
+    for p in (0.01, 1.0, 77.0):
+        assert V._pairwise_percentile(Uc, sq, cnt, p, U) == pytest.approx(
+            np.percentile(pdist(X), p), rel=1e-12
+        )
+
+
+def test_density_peaks_two_blobs_give_two_clear_centres():
+    X, _ = blobs(n_per=100, centers=((0, 0), (8, 0)), scale=1.0, dim=2, seed=9)
+    rho, delta, gamma = V.density_peaks(X, 2.0)
+    top = np.sort(gamma)[::-1]
+    assert top[1] > 5 * top[2]  # two centres stand out from the rest
+    centres = np.argsort(gamma)[::-1][:2]
+    assert {int(c) // 100 for c in centres} == {0, 1}  # one per blob
+
+
+def test_density_peaks_bad_input():
+    X = np.random.default_rng(0).standard_normal((10, 2))
+    for p in (0, -1, 100.5):
+        with pytest.raises(ValueError, match="percentile"):
+            V.density_peaks(X, p)
+    with pytest.raises(ValueError, match="X"):
+        V.density_peaks(X[:1], 2.0)
+    with pytest.raises(ValueError, match="identical"):
+        V.density_peaks(np.ones((5, 2)), 2.0)
+    Xd = np.concatenate([np.zeros((50, 2)), np.ones((1, 2))])
+    with pytest.raises(ValueError, match="d_c = 0"):
+        V.density_peaks(Xd, 10.0)
+    Xn = X.copy()
+    Xn[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        V.density_peaks(Xn, 2.0)
+
+
+def test_cdist_helper_exact():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20, 3)) + 1e3
+    np.testing.assert_allclose(V._exact_dist(X, [0, 1], [2, 3]), cdist(X, X)[[0, 1], [2, 3]])
