@@ -526,20 +526,27 @@ def _kernel_environment():
             os.environ["MPLBACKEND"] = saved
 
 
-def _failed_cell(nb) -> tuple[int | None, str]:
-    """Index (in the source notebook) and first source line of the cell that raised."""
+def _failed_cell(nb, *, last_started: bool = False) -> tuple[int | None, str]:
+    """Index (in the source notebook) and first source line of the cell that raised.
+
+    With ``last_started``, the last code cell papermill started (a timeout or a dead kernel
+    leaves no error output).
+    """
+    found: tuple[int | None, str] = (None, "")
     index = 0
     for cell in nb.cells:
         tags = cell.get("metadata", {}).get("tags", [])
         if any(t in tags for t in _PAPERMILL_TAGS):
             continue
-        if cell.cell_type == "code" and any(
-            out.get("output_type") == "error" for out in cell.get("outputs", [])
-        ):
-            lines = [ln for ln in cell.source.splitlines() if ln.strip()]
-            return index, (lines[0].strip() if lines else "")
+        lines = [ln for ln in cell.source.splitlines() if ln.strip()]
+        first = lines[0].strip() if lines else ""
+        if cell.cell_type == "code":
+            if any(out.get("output_type") == "error" for out in cell.get("outputs", [])):
+                return index, first
+            if last_started and cell.get("metadata", {}).get("papermill", {}).get("start_time"):
+                found = (index, first)
         index += 1
-    return None, ""
+    return found
 
 
 def _write_timing(folder: Path, row: dict) -> None:
@@ -634,7 +641,7 @@ def _execute(prep: _Prepared, profile: str, folder: Path, *, timeout=None,
     out_dir = folder / CHAPTER_DIR
     final = out_dir / f"{prep.stem}.ipynb"
     failed = out_dir / f"{prep.stem}.failed.ipynb"
-    partial = out_dir / f".{prep.stem}.partial.ipynb"
+    partial = out_dir / f".{prep.stem}.{os.getpid()}.partial.ipynb"
     values = {**prep.values, "artifacts_dir": str(folder), "profile": profile}
     timing = {"chapter": prep.stem, "profile": profile,
               "parameters": json.dumps(prep.values, sort_keys=True)}
@@ -663,12 +670,17 @@ def _execute(prep: _Prepared, profile: str, folder: Path, *, timeout=None,
                 chapter=prep.stem, cell_index=index, notebook=failed,
             )
         except Exception as err:  # kernel death, timeout, bad kernel
+            index, first = None, ""
+            with contextlib.suppress(Exception):
+                index, first = _failed_cell(_read_ipynb(partial), last_started=True)
             with contextlib.suppress(OSError):
                 os.replace(partial, failed)
+            where = f" in cell {index} (first line {first!r})" if index is not None else ""
             error = ChapterError(
-                f"chapter {prep.stem!r} ({prep.path}) did not finish: "
+                f"chapter {prep.stem!r} ({prep.path}) did not finish{where}: "
                 f"{type(err).__name__}: {err}",
-                chapter=prep.stem, notebook=failed if failed.exists() else None,
+                chapter=prep.stem, cell_index=index,
+                notebook=failed if failed.exists() else None,
             )
         except BaseException:  # interrupted: leave no partial file behind
             with contextlib.suppress(OSError):
@@ -905,8 +917,26 @@ def build_book(
 
     stage = _stage(root, folder, entries)
     html = _jupyter_book(stage, folder)
+    _launch_sources(html, stems)
     _replace_dir(html, out)
     return out
+
+
+def _launch_sources(html: Path, stems: list[str]) -> None:
+    """Point Binder launch links at the chapter sources in the repository.
+
+    The theme builds them from the file the page was rendered from, the executed ``.ipynb``,
+    which is a build product and not in the repository; the source there is the jupytext
+    ``.md`` (which Jupyter opens as a notebook when jupytext is installed, as it is here).
+    """
+    for stem in stems:
+        page = html / CHAPTER_DIR / f"{stem}.html"
+        if page.is_file():
+            text = page.read_text(encoding="utf-8")
+            fixed = text.replace(f"tree/{CHAPTER_DIR}/{stem}.ipynb",
+                                 f"tree/{CHAPTER_DIR}/{stem}.md")
+            if fixed != text:
+                page.write_text(fixed, encoding="utf-8")
 
 
 def _jupyter_book(stage: Path, folder: Path) -> Path:

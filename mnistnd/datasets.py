@@ -343,7 +343,7 @@ def _missing(d: int, artifacts_dir) -> FileNotFoundError:
     return FileNotFoundError(
         f"MNIST-{d}d is not in {_folder(artifacts_dir)} (available: {have or 'none'}). It is made "
         f"by the chapter {_CHAPTER}: run `mnistnd run {_CHAPTER} --profile <profile> "
-        f"-p latent_dims '[{d}]'` (or mnistnd.datasets.build(latent_dims=[{d}], ...))."
+        f"-p latent_dims {d}` (or mnistnd.datasets.build(latent_dims=[{d}], ...))."
     )
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "generation_confusion",
     "make_gaussian_mixture",
     "mmd2",
+    "pbmc_input",
     "mmd_matrix",
     "separation",
     "similarity_projection",
@@ -45,7 +46,7 @@ __all__ = [
 def similarity_projection(
     X, method: str = "umap", n_components: int = 2, seed: int = 0, n_pca: int = 50
 ) -> np.ndarray:
-    """Per-sample projection in which each batch's kNN similarity is computed.
+    """Compute the per-sample projection in which each batch's kNN similarity is computed.
 
     Paper 002 uses a UMAP projection of MNIST; ``"pca"`` is a cheaper stand-in.
 
@@ -200,7 +201,7 @@ def cluster_scores(labels_true, labels_pred) -> dict[str, float]:
 
 
 def experts_used(labels, n_experts: int, min_fraction: float = 0.01) -> int:
-    """Number of experts that receive at least ``min_fraction`` of the samples.
+    """Count the experts that receive at least ``min_fraction`` of the samples.
 
     Parameters
     ----------
@@ -404,6 +405,41 @@ def generation_confusion(model, classifier, mapping: dict, n_per_expert: int = 5
         "gated": gated, "accuracy": float(np.mean(predicted == target)),
         "gate_agreement": float(np.mean(gated == comp)), "confusion": confusion,
     }
+
+
+# --------------------------------------------------------------------------- PBMC
+def pbmc_input(adata, n_top_genes: int | None = 2000) -> np.ndarray:
+    """Log-normalised expression scaled to [0, 1] per gene, the MoE-Sim-VAE's PBMC input.
+
+    The BCE reconstruction loss needs values in [0, 1] (paper 003 uses BCE on RNA-seq too), so
+    each gene's ``log1p`` expression (``layers["lognorm"]`` of :func:`mnistnd.pbmc.preprocess`,
+    non-negative) is divided by its maximum over the cells.
+
+    Parameters
+    ----------
+    adata : anndata.AnnData
+        Output of :func:`mnistnd.pbmc.preprocess` or :func:`mnistnd.pbmc.preprocess_bundled`.
+    n_top_genes : int, optional
+        Keep the genes with the largest ``var["vst_variance"]`` (all genes when ``None`` or
+        when that ranking is absent).
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (n_cells, n_genes)
+    """
+    if "lognorm" not in adata.layers:
+        raise KeyError("adata.layers['lognorm'] is missing: pass the output of "
+                       "mnistnd.pbmc.preprocess or preprocess_bundled")
+    X = adata.layers["lognorm"]
+    X = np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float32)
+    if n_top_genes is not None and "vst_variance" in adata.var:
+        n_top_genes = check_int("n_top_genes", n_top_genes, minimum=2)
+        order = np.argsort(-adata.var["vst_variance"].to_numpy(), kind="stable")[:n_top_genes]
+        X = X[:, np.sort(order)]
+    X = X - np.minimum(X.min(axis=0), 0.0)
+    top = X.max(axis=0)
+    X = X[:, top > 0] / top[top > 0]
+    return X.astype(np.float32)
 
 
 # --------------------------------------------------------------------------- synthetic GMM

@@ -41,7 +41,11 @@ __all__ = [
     "PAPER_TRAINING_MINUTES",
     "SCORE_NAMES",
     "Annotation",
+    "ExperimentResult",
     "annotate",
+    "build_model",
+    "cell_types",
+    "encode",
     "evaluate_embedding",
     "has_counts",
     "kmeans_scores",
@@ -51,7 +55,9 @@ __all__ = [
     "preprocess_bundled",
     "reference_agreement",
     "run_experiment",
+    "save_results",
     "summarise_scores",
+    "training_time_table",
     "tsne",
     "vsc_sparsity",
 ]
@@ -284,7 +290,7 @@ def _scale(X, max_value: float | None) -> np.ndarray:
 
 
 def preprocess_bundled(adata, *, label_key: str = "bulk_labels", max_value: float | None = 10.0):
-    """The fallback path for scanpy's bundled ``pbmc68k_reduced`` (no counts).
+    """Prepare scanpy's bundled ``pbmc68k_reduced`` (no counts): the documented fallback.
 
     ``pbmc68k_reduced`` (700 cells x 765 genes) ships log-normalised values only, so the QC and
     normalisation of :func:`preprocess` cannot be redone; this scales its log-normalised values
@@ -350,7 +356,7 @@ def preprocess_bundled(adata, *, label_key: str = "bulk_labels", max_value: floa
 
 
 def model_input(adata, n_top_genes: int | None = None) -> np.ndarray:
-    """The models' input matrix: scaled expression of all genes or the most variable ones.
+    """Return the models' input matrix: scaled expression of all genes or the most variable ones.
 
     Parameters
     ----------
@@ -629,3 +635,410 @@ def reference_agreement(labels: pd.Series, reference: pd.DataFrame | pd.Series,
         "n_cells": int(ok.sum()),
         "crosstab": pd.crosstab(theirs.rename("reference"), ours.rename("ours")),
     }
+
+
+# --------------------------------------------------------------------------------------------
+# evaluation of latent spaces
+
+
+def cell_types(adata, key: str = "cell_type") -> pd.Series:
+    """Return ``obs[key]`` as strings; a clear error when it is missing or incomplete."""
+    if not isinstance(key, str) or key not in adata.obs:
+        raise KeyError(f"label column {key!r} is not in adata.obs "
+                       f"(columns: {list(adata.obs.columns)})")
+    labels = adata.obs[key]
+    if labels.isna().any():
+        raise ValueError(f"label column {key!r} has {int(labels.isna().sum())} missing labels")
+    return labels.astype(str)
+
+
+def tsne(Z, *, perplexity: float = 40.0, seed: int = 0, n_jobs: int = 1,
+         n_iter: int = 500) -> np.ndarray:
+    """2-D t-SNE of ``Z`` with openTSNE (PCA initialisation, as openTSNE's default).
+
+    Parameters
+    ----------
+    Z
+        Points (n x d).
+    perplexity
+        t-SNE perplexity (the report used 40); lowered to ``(n - 1) / 3`` for tiny inputs.
+    seed
+        Random state.
+    n_jobs
+        Threads used by openTSNE.
+    n_iter
+        Iterations of the main optimisation phase (after 250 early-exaggeration ones).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, 2)`` float64 embedding.
+    """
+    from openTSNE import TSNE
+
+    from ._checks import check_matrix
+
+    Z = check_matrix("Z", Z, min_samples=4)
+    perplexity = check_float("perplexity", perplexity, minimum=0.0, open_low=True)
+    perplexity = min(perplexity, (Z.shape[0] - 1) / 3.0)
+    model = TSNE(n_components=2, perplexity=perplexity, random_state=seed, n_jobs=n_jobs,
+                 n_iter=check_int("n_iter", n_iter, minimum=1), verbose=False)
+    return np.asarray(model.fit(Z), dtype=np.float64)
+
+
+def kmeans_scores(Z, labels, *, n_clusters: int | None = None, seed: int = 0,
+                  n_init: int = 10) -> tuple[dict[str, float], np.ndarray]:
+    """k-means on ``Z`` scored against ``labels`` with NMI, ARI, homogeneity, completeness.
+
+    Parameters
+    ----------
+    Z
+        Points (n x d).
+    labels
+        Reference cell types (n,).
+    n_clusters
+        k; the number of distinct labels by default (as the report did).
+    seed, n_init
+        k-means random state and restarts (the report used 100 on the 2-D t-SNE).
+
+    Returns
+    -------
+    scores : dict
+        ``{"NMI", "ARI", "HOM", "COM"}``.
+    predicted : numpy.ndarray
+        k-means labels.
+    """
+    from sklearn.cluster import KMeans
+
+    from . import metrics
+    from ._checks import check_matrix
+
+    Z = check_matrix("Z", Z, min_samples=2)
+    labels = np.asarray(labels)
+    if labels.shape != (Z.shape[0],):
+        raise ValueError(f"labels has shape {labels.shape}, expected ({Z.shape[0]},)")
+    k = len(np.unique(labels)) if n_clusters is None else check_int("n_clusters", n_clusters,
+                                                                    minimum=2)
+    pred = KMeans(n_clusters=k, n_init=check_int("n_init", n_init, minimum=1),
+                  random_state=seed).fit_predict(Z)
+    scores = {
+        "NMI": metrics.nmi(labels, pred),
+        "ARI": metrics.adjusted_rand(labels, pred),
+        "HOM": metrics.homogeneity(labels, pred),
+        "COM": metrics.completeness(labels, pred),
+    }
+    return scores, pred
+
+
+def evaluate_embedding(latent, labels, *, seed: int = 0, perplexity: float = 40.0,
+                       n_init_tsne: int = 100, n_init_latent: int = 10,
+                       tsne_iter: int = 500, n_jobs: int = 1) -> dict:
+    """t-SNE of a latent space and k-means scores on the t-SNE (report) and on the latent space.
+
+    Returns
+    -------
+    dict
+        ``tsne`` (n x 2), ``kmeans_tsne`` and ``kmeans_latent`` (labels), ``scores`` (list of
+        ``{"space", "metric", "value"}`` rows).
+    """
+    embedded = tsne(latent, perplexity=perplexity, seed=seed, n_jobs=n_jobs, n_iter=tsne_iter)
+    rows = []
+    s_tsne, pred_tsne = kmeans_scores(embedded, labels, seed=seed, n_init=n_init_tsne)
+    s_lat, pred_lat = kmeans_scores(latent, labels, seed=seed, n_init=n_init_latent)
+    for space, scores in (("t-SNE 2-D", s_tsne), ("latent", s_lat)):
+        rows += [{"space": space, "metric": m, "value": v} for m, v in scores.items()]
+    return {"tsne": embedded, "kmeans_tsne": pred_tsne, "kmeans_latent": pred_lat,
+            "scores": rows}
+
+
+def vsc_sparsity(model, X, *, threshold: float = 0.5, batch_size: int = 1024,
+                 seed: int = 0) -> dict[str, float]:
+    """How sparse the codes of a trained :class:`~mnistnd.models.BetaVSC` are.
+
+    Returns
+    -------
+    dict
+        ``mean_spike`` (mean slab probability γ), ``active_fraction`` (share of cell x
+        dimension pairs with γ > ``threshold``), ``active_dims_mean`` (active dimensions per
+        cell), ``zero_fraction`` (share of sampled code entries with |z| < 0.01),
+        ``dims_never_active`` (dimensions inactive in every cell).
+    """
+    import torch
+
+    threshold = check_float("threshold", threshold, minimum=0.0, maximum=1.0)
+    device = next(model.parameters()).device
+    spikes, samples = [], []
+    gen_state = torch.get_rng_state()
+    torch.manual_seed(seed)
+    model.eval()
+    try:
+        with torch.no_grad():
+            for start in range(0, len(X), batch_size):
+                x = torch.as_tensor(np.asarray(X[start:start + batch_size], dtype=np.float32),
+                                    device=device)
+                mu, logvar, spike = model.posterior(x)
+                spikes.append(spike.cpu().numpy())
+                samples.append(model._sample(mu, logvar, spike).cpu().numpy())
+    finally:
+        torch.set_rng_state(gen_state)
+    spike = np.concatenate(spikes)
+    z = np.concatenate(samples)
+    active = spike > threshold
+    return {
+        "mean_spike": float(spike.mean()),
+        "active_fraction": float(active.mean()),
+        "active_dims_mean": float(active.sum(axis=1).mean()),
+        "zero_fraction": float(np.mean(np.abs(z) < 0.01)),
+        "dims_never_active": int(np.sum(~active.any(axis=0))),
+    }
+
+
+def encode(model, X, *, batch_size: int = 1024) -> np.ndarray:
+    """Deterministic codes ``model.encode(x)`` of all rows of ``X``."""
+    import torch
+
+    device = next(model.parameters()).device
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(X), batch_size):
+            x = torch.as_tensor(np.asarray(X[start:start + batch_size], dtype=np.float32),
+                                device=device)
+            out.append(model.encode(x).cpu().numpy())
+    return np.concatenate(out).astype(np.float64)
+
+
+def build_model(name: str, n_input: int, *, latent_dim: int = 6, beta: float = 2.0):
+    """Instantiate one of :data:`MODEL_NAMES` (β is ignored by the plain autoencoder)."""
+    from . import models
+
+    check_choice("model", name, MODEL_NAMES)
+    if name == "Autoencoder":
+        return models.Autoencoder(n_input, latent_dim)
+    return getattr(models, name)(n_input, latent_dim, beta=beta)
+
+
+@dataclass
+class ExperimentResult:
+    """Output of :func:`run_experiment`.
+
+    Attributes
+    ----------
+    scores
+        Tidy table: ``model``, ``seed``, ``space`` (``"t-SNE 2-D"`` or ``"latent"``),
+        ``metric`` (NMI/ARI/HOM/COM), ``value``.
+    times
+        ``model``, ``seed``, ``epochs``, ``seconds`` (training), ``seconds_per_epoch``,
+        ``final_loss``, ``device``.
+    sparsity
+        VSC code sparsity per seed (empty when BetaVSC was not trained).
+    embeddings
+        ``{(model, seed): {"latent", "tsne", "kmeans_tsne", "kmeans_latent"}}``.
+    histories
+        ``{(model, seed): history DataFrame}`` from :func:`mnistnd.training.fit`.
+    labels
+        Reference labels used for scoring.
+    """
+
+    scores: pd.DataFrame
+    times: pd.DataFrame
+    sparsity: pd.DataFrame
+    embeddings: dict
+    histories: dict
+    labels: np.ndarray
+
+
+def run_experiment(
+    X,
+    labels,
+    *,
+    models=MODEL_NAMES,
+    epochs: int = 200,
+    latent_dim: int = 6,
+    beta: float = 2.0,
+    seeds=(0,),
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    device: str = "auto",
+    perplexity: float = 40.0,
+    n_init_tsne: int = 100,
+    n_init_latent: int = 10,
+    tsne_iter: int = 500,
+    num_threads: int | None = None,
+    progress: bool = True,
+) -> ExperimentResult:
+    """Train each model for each seed, embed, cluster and score (the report's experiment).
+
+    Every model trains for exactly ``epochs`` epochs on all cells (no validation split, no
+    early stopping: the report's protocol) with Adam.
+
+    Parameters
+    ----------
+    X
+        Model input (cells x genes), e.g. :func:`model_input`.
+    labels
+        Cell type per cell.
+    models
+        Names from :data:`MODEL_NAMES`.
+    epochs, batch_size, lr
+        Training settings (report: 200, 256, 1e-3).
+    latent_dim
+        Latent size (>= 1; report: 6).
+    beta
+        KL weight of the β-VAE and β-VSC (>= 0; report: 2).
+    seeds
+        Seeds; each seeds the weights, the training, the t-SNE and k-means.
+    device
+        ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    perplexity, tsne_iter
+        t-SNE settings.
+    n_init_tsne, n_init_latent
+        k-means restarts on the 2-D t-SNE (report: 100) and on the latent space.
+    num_threads
+        Torch threads during training (``None`` leaves the setting).
+    progress
+        Show progress bars.
+
+    Returns
+    -------
+    ExperimentResult
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from ._checks import check_int_list, check_matrix
+    from .training import fit
+
+    X = check_matrix("X", X, min_samples=4, dtype=np.float32)
+    labels = np.asarray(labels).astype(str)
+    if labels.shape != (X.shape[0],):
+        raise ValueError(f"labels has shape {labels.shape}, expected ({X.shape[0]},)")
+    if isinstance(models, str):
+        models = [models]
+    models = [check_choice("models[]", m, MODEL_NAMES) for m in models]
+    if not models:
+        raise ValueError("models must name at least one model")
+    epochs = check_int("epochs", epochs, minimum=1)
+    latent_dim = check_int("latent_dim", latent_dim, minimum=1)
+    beta = check_float("beta", beta, minimum=0.0)
+    seeds = check_int_list("seeds", list(seeds), minimum=0)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+
+    score_rows, time_rows, sparse_rows = [], [], []
+    embeddings, histories = {}, {}
+    runs = [(m, s) for m in models for s in seeds]
+    for name, seed in tqdm(runs, desc="models x seeds", disable=not progress):
+        torch.manual_seed(seed)
+        model = build_model(name, X.shape[1], latent_dim=latent_dim, beta=beta)
+        start = time.perf_counter()
+        history = fit(model, X, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                      device=device, val_fraction=0.0, patience=None, restore_best=False,
+                      progress=progress, num_threads=num_threads)
+        seconds = time.perf_counter() - start
+        latent = encode(model, X)
+        evaluation = evaluate_embedding(latent, labels, seed=seed, perplexity=perplexity,
+                                        n_init_tsne=n_init_tsne, n_init_latent=n_init_latent,
+                                        tsne_iter=tsne_iter)
+        score_rows += [{"model": name, "seed": seed, **row} for row in evaluation["scores"]]
+        time_rows.append({"model": name, "seed": seed, "epochs": epochs, "seconds": seconds,
+                          "seconds_per_epoch": seconds / epochs,
+                          "final_loss": float(history["train_loss"].iloc[-1]),
+                          "device": str(history.attrs.get("device", device))})
+        if name == "BetaVSC":
+            sparse_rows.append({"seed": seed, **vsc_sparsity(model, X, seed=seed)})
+        embeddings[(name, seed)] = {"latent": latent, **{k: evaluation[k] for k in
+                                    ("tsne", "kmeans_tsne", "kmeans_latent")}}
+        histories[(name, seed)] = history
+    return ExperimentResult(
+        scores=pd.DataFrame(score_rows), times=pd.DataFrame(time_rows),
+        sparsity=pd.DataFrame(sparse_rows), embeddings=embeddings, histories=histories,
+        labels=labels,
+    )
+
+
+def summarise_scores(scores: pd.DataFrame, space: str = "t-SNE 2-D") -> pd.DataFrame:
+    """Mean and standard deviation over seeds of each model's scores in one space.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``model``; columns ``(metric, "mean")``, ``(metric, "sd")``, ``(metric,
+        "paper")`` for NMI/ARI/HOM/COM (paper values only for the t-SNE space), ``n_seeds``.
+    """
+    check_choice("space", space, ("t-SNE 2-D", "latent"))
+    sub = scores[scores["space"] == space]
+    if sub.empty:
+        raise ValueError(f"scores has no rows for space={space!r}")
+    agg = sub.groupby(["model", "metric"])["value"].agg(["mean", "std", "count"])
+    models = [m for m in MODEL_NAMES if m in set(sub["model"])]
+    cols = {}
+    for metric in SCORE_NAMES:
+        part = agg.xs(metric, level="metric").reindex(models)
+        cols[(metric, "mean")] = part["mean"]
+        cols[(metric, "sd")] = part["std"].fillna(0.0)
+        paper = PAPER_SCORES[metric].reindex(models) if space == "t-SNE 2-D" else np.nan
+        cols[(metric, "paper")] = paper
+    out = pd.DataFrame(cols)
+    out["n_seeds"] = agg.xs("NMI", level="metric")["count"].reindex(models).astype(int)
+    out.index.name = "model"
+    return out
+
+
+def training_time_table(times: pd.DataFrame, paper_epochs: int = 200) -> pd.DataFrame:
+    """Our training times beside the report's (minutes for 200 epochs on a laptop CPU).
+
+    Ours are extrapolated linearly to ``paper_epochs`` from the measured seconds per epoch.
+    """
+    g = times.groupby("model")
+    out = pd.DataFrame({
+        "epochs": g["epochs"].first(),
+        "seconds (mean)": g["seconds"].mean(),
+        "seconds per epoch": g["seconds_per_epoch"].mean(),
+        f"minutes for {paper_epochs} epochs (ours, extrapolated)":
+            g["seconds_per_epoch"].mean() * paper_epochs / 60.0,
+    })
+    out = out.reindex([m for m in MODEL_NAMES if m in out.index])
+    paper = PAPER_TRAINING_MINUTES.reindex(out.index)
+    out["paper minutes (200 epochs)"] = [f"{lo:g}-{hi:g}" for lo, hi in
+                                         zip(paper["low"], paper["high"], strict=True)]
+    return out
+
+
+def save_results(result: ExperimentResult, folder) -> Path:
+    """Write the score, time and sparsity tables and the embeddings, each atomically.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder.
+    """
+    from .settings import ensure_writable_dir
+
+    folder = ensure_writable_dir(folder, "folder")
+
+    def atomic(path: Path, write) -> None:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.")
+        os.close(fd)
+        try:
+            write(tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    for name in ("scores", "times", "sparsity"):
+        table = getattr(result, name)
+        atomic(folder / f"{name}.csv", lambda p, t=table: t.to_csv(p, index=False))
+    arrays = {f"{m}__{s}__{k}": v for (m, s), d in result.embeddings.items()
+              for k, v in d.items()}
+    arrays["labels"] = result.labels
+
+    def write_npz(p):
+        with open(p, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+
+    atomic(folder / "embeddings.npz", write_npz)
+    atomic(folder / "manifest.json", lambda p: Path(p).write_text(json.dumps(
+        {"models": sorted({m for m, _ in result.embeddings}),
+         "seeds": sorted({int(s) for _, s in result.embeddings})}, indent=2)))
+    return folder

@@ -58,6 +58,27 @@ def _sqdist(A: np.ndarray, B: np.ndarray, sqA: np.ndarray, sqB: np.ndarray) -> n
     return D
 
 
+def _mask_lower(D: np.ndarray, value: float) -> None:
+    """Set entries with column <= row (a block starting on the diagonal) to ``value``."""
+    r = D.shape[0]
+    D[:, :r][np.tril_indices(r)] = value
+
+
+def _mask_upper_from(D: np.ndarray, start: int, value: float) -> None:
+    """Block of rows ``start..`` against columns ``0..``: set column >= global row to ``value``."""
+    r = D.shape[0]
+    D[:, start : start + r][np.triu_indices(r)] = value
+
+
+def _sqdist_pairs(X, sq, i, j) -> np.ndarray:
+    """Squared distances of row pairs by the expanded formula (cheap, for ordering only)."""
+    out = np.empty(len(i))
+    for start in range(0, len(i), 1 << 16):
+        a, b = i[start : start + (1 << 16)], j[start : start + (1 << 16)]
+        out[start : start + a.size] = sq[a] + sq[b] - 2 * np.einsum("ij,ij->i", X[a], X[b])
+    return out
+
+
 def _exact_dist(X: np.ndarray, i, j) -> np.ndarray:
     """Euclidean distances between rows ``X[i]`` and ``X[j]`` from differences (no cancellation)."""
     diff = X[np.asarray(i)] - X[np.asarray(j)]
@@ -106,12 +127,18 @@ def _knn(X, sq, k: int):
         D[r, r + sl.start] = np.inf  # exclude the point itself (also among duplicates)
         if use_sample:
             tau = np.partition(D[:, sample], k - 1, axis=1)[:, k - 1]
-            rows, cols = np.nonzero(D <= tau[:, None])
-            vals = D[rows, cols]
-            order = np.lexsort((vals, rows))
-            rows, cols = rows[order], cols[order]
-            starts = np.searchsorted(rows, r)
-            idx[sl] = cols[starts[:, None] + np.arange(k)[None, :]]
+            flat = np.flatnonzero(D <= tau[:, None])
+            rows, cols = np.divmod(flat, n)
+            counts = np.bincount(rows, minlength=r.size)
+            starts = np.r_[0, np.cumsum(counts)[:-1]]
+            # pad each row's candidates into a small matrix and select there
+            P = np.full((r.size, int(counts.max())), np.inf)
+            C = np.zeros(P.shape, np.intp)
+            pos = np.arange(flat.size) - starts[rows]
+            P[rows, pos] = D.ravel()[flat]
+            C[rows, pos] = cols
+            part = np.argpartition(P, k - 1, axis=1)[:, :k]
+            idx[sl] = np.take_along_axis(C, part, axis=1)
         else:
             part = np.argpartition(D, k - 1, axis=1)[:, :k]
             vals = np.take_along_axis(D, part, axis=1)
@@ -121,70 +148,129 @@ def _knn(X, sq, k: int):
     return np.take_along_axis(idx, order, axis=1), np.take_along_axis(dist, order, axis=1)
 
 
-def _boruvka_mr_mst(X, sq, core, nbr, nbr_d):
-    """Exact MST of the mutual-reachability graph by Boruvka rounds on kNN candidates.
+def _boruvka_mr_mst(X, sq, core, nbr, nbr_d, max_components: int = 3000):
+    """Exact MST of the mutual-reachability graph: kNN Boruvka rounds, then a component graph.
 
-    In each round every component needs its lightest outgoing edge. For point ``i`` the
-    candidates are its ``k`` nearest neighbours outside its component; any other outside point
-    ``j`` has ``d_ij >= r_k(i)`` and hence weight ``>= max(r_k(i), core_i)``. Only the points
-    whose bound is below their component's best candidate are searched over all points (in
-    blocks), so the result is exact and most rows are never recomputed. Returns ``(a, b, w)``.
+    Boruvka may add the lightest outgoing edge of any component (cut property). For point ``i``
+    the candidates are its ``k`` nearest neighbours outside its component; every other outside
+    point ``j`` has ``d_ij >= r_k(i)``, hence weight ``>= max(r_k(i), core_i)``. A component
+    whose best candidate is not above any of its points' bounds has a certified lightest edge;
+    rounds add only those (cheap, ``O(n k)``). When no component can be certified, one blocked
+    pass computes the lightest edge between every pair of the remaining components, and the
+    MST of that small complete graph completes the tree. Returns ``(a, b, w)``.
     """
     n = X.shape[0]
     mr = np.maximum(nbr_d, np.maximum(core[:, None], core[nbr]))
     lower = np.maximum(nbr_d[:, -1], core)
-    parent = np.arange(n)
+    parent = list(range(n))
 
-    def roots(p):
-        while True:
-            q = p[p]
-            if np.array_equal(q, p):
-                return p
-            p = q
+    def find(x):
+        root = x
+        while parent[root] != root:
+            root = parent[root]
+        while parent[x] != root:
+            parent[x], x = root, parent[x]
+        return root
 
     ea, eb, ew = [], [], []
     comp = np.arange(n)
-    n_comp = n
-    while n_comp > 1:
-        outside = comp[nbr] != comp[:, None]
-        cand = np.where(outside, mr, np.inf)
+    rows = np.arange(n)
+    while True:
+        cand = np.where(comp[nbr] != comp[:, None], mr, np.inf)
         jpos = np.argmin(cand, axis=1)
-        best = cand[np.arange(n), jpos]
-        best_j = nbr[np.arange(n), jpos]
+        best = cand[rows, jpos]
         comp_best = np.full(n, np.inf)
         np.minimum.at(comp_best, comp, best)
-        need = np.flatnonzero((best > lower) & (lower < comp_best[comp]))
-        for sl in _blocks(need.size, n):
-            rows = need[sl]
-            D = np.sqrt(_sqdist(X[rows], X, sq[rows], sq))
-            np.maximum(D, core[rows][:, None], out=D)
-            np.maximum(D, core[None, :], out=D)
-            D[comp[rows][:, None] == comp[None, :]] = np.inf
-            j = np.argmin(D, axis=1)
-            w = np.maximum(_exact_dist(X, rows, j), np.maximum(core[rows], core[j]))
-            better = w < best[rows]
-            best[rows[better]] = w[better]
-            best_j[rows[better]] = j[better]
-        # lightest edge per component (ties: smallest point index, for determinism)
-        order = np.lexsort((np.arange(n), best, comp))
+        # bound of the unresolved points: the component is certified if none is below its best
+        unresolved = np.where(best > lower, lower, np.inf)
+        comp_low = np.full(n, np.inf)
+        np.minimum.at(comp_low, comp, unresolved)
+        ok = np.isfinite(comp_best) & (comp_best <= comp_low)
+        order = np.lexsort((rows, best, comp))
         first = order[np.r_[True, comp[order][1:] != comp[order][:-1]]]
+        first = first[ok[comp[first]]]
         first = first[np.argsort(best[first], kind="stable")]
+        added = 0
         for i in first.tolist():
-            j = int(best_j[i])
-            ri, rj = i, j
-            while parent[ri] != ri:
-                ri = parent[ri]
-            while parent[rj] != rj:
-                rj = parent[rj]
+            j = int(nbr[i, jpos[i]])
+            ri, rj = find(i), find(j)
             if ri != rj:
                 parent[rj] = ri
                 ea.append(i)
                 eb.append(j)
                 ew.append(best[i])
-                n_comp -= 1
-        parent = roots(parent)
-        comp = parent.copy()
+                added += 1
+        comp = np.fromiter((find(x) for x in range(n)), np.intp, n)
+        if added == 0 or len(ea) == n - 1:
+            break
+    if len(ea) < n - 1:
+        a2, b2, w2 = _component_graph_mst(X, sq, core, comp, max_components)
+        ea.extend(a2.tolist())
+        eb.extend(b2.tolist())
+        ew.extend(w2.tolist())
     return np.asarray(ea, np.intp), np.asarray(eb, np.intp), np.asarray(ew, float)
+
+
+def _component_graph_mst(X, sq, core, comp, max_components: int):
+    """Finish the MST: lightest edges between all pairs of components, then Prim on those."""
+    labels, comp = np.unique(comp, return_inverse=True)
+    m = labels.size
+    if m > max_components:
+        raise RuntimeError(f"internal: {m} components left (> {max_components})")
+    _log_components(m)
+    order = np.argsort(comp, kind="stable")
+    starts = np.r_[0, np.flatnonzero(np.diff(comp[order])) + 1]
+    Xo, sqo, go = X[order], sq[order], comp[order]
+    co2 = core[order] ** 2
+    M = np.full((m, m), np.inf)
+    for sl in _blocks(X.shape[0], X.shape[0]):
+        D = _sqdist(Xo[sl], Xo, sqo[sl], sqo)  # squared: max and min commute with sqrt
+        np.maximum(D, co2[sl][:, None], out=D)
+        np.maximum(D, co2[None, :], out=D)
+        R = np.minimum.reduceat(D, starts, axis=1)  # rows x components
+        g = go[sl]
+        rs = np.r_[0, np.flatnonzero(np.diff(g)) + 1]
+        M[g[rs]] = np.minimum(M[g[rs]], np.minimum.reduceat(R, rs, axis=0))
+    np.fill_diagonal(M, np.inf)
+    ca, cb, _ = _prim_dense(M)
+    members = [order[starts[t] : (starts[t + 1] if t + 1 < m else X.shape[0])] for t in range(m)]
+    a, b, w = [], [], []
+    for p, q in zip(ca.tolist(), cb.tolist(), strict=True):
+        A, B = members[p], members[q]
+        D = np.sqrt(_sqdist(X[A], X[B], sq[A], sq[B]))
+        np.maximum(D, core[A][:, None], out=D)
+        np.maximum(D, core[B][None, :], out=D)
+        i, j = np.unravel_index(np.argmin(D), D.shape)
+        a.append(A[i])
+        b.append(B[j])
+        w.append(max(float(_exact_dist(X, A[i], B[j])), core[A[i]], core[B[j]]))
+    return np.asarray(a, np.intp), np.asarray(b, np.intp), np.asarray(w)
+
+
+def _log_components(m: int) -> None:
+    """Report the number of components left for the component graph (a benchmark hook)."""
+
+
+def _prim_dense(W):
+    """Prim's MST on a dense symmetric weight matrix; returns ``(a, b, w)``."""
+    n = W.shape[0]
+    best = W[0].copy()
+    parent = np.zeros(n, np.intp)
+    in_tree = np.zeros(n, bool)
+    in_tree[0] = True
+    best[0] = np.inf
+    a, b, w = [], [], []
+    for _ in range(n - 1):
+        v = int(np.argmin(best))
+        a.append(int(parent[v]))
+        b.append(v)
+        w.append(best[v])
+        in_tree[v] = True
+        best[v] = np.inf
+        upd = (W[v] < best) & ~in_tree
+        best[upd] = W[v][upd]
+        parent[upd] = v
+    return np.asarray(a, np.intp), np.asarray(b, np.intp), np.asarray(w)
 
 
 def _prim_mst(X, sq, core=None, dense_limit: int = 2048, tie_break: bool = False):
@@ -777,84 +863,131 @@ def _unique_rows(X):
     return U, inverse.reshape(-1), counts.astype(np.float64)
 
 
+def _collect_pairs(U, sqU, counts, lo: float, hi: float, cap: float):
+    """Count pairs below ``lo`` and collect those in ``[lo, hi]`` (squared), in one pass.
+
+    Returns the weighted count below, and the pairs (i < j) inside with their weights; ``None``
+    if more than ``cap`` pairs fall inside.
+    """
+    m = U.shape[0]
+    ones = bool(np.all(counts == 1))
+    below, ci, cj, cw, inside = 0.0, [], [], [], 0
+    for sl in _blocks(m, m):
+        D = _sqdist(U[sl], U[sl.start :], sqU[sl], sqU[sl.start :])
+        _mask_lower(D, np.inf)  # each pair once (j > i)
+        if ones:
+            below += np.count_nonzero(D < lo)
+        else:
+            below += float((counts[sl][:, None] * counts[None, sl.start :])[D < lo].sum())
+        ii, jj = np.nonzero((D >= lo) & (D <= hi))
+        jj = jj + sl.start
+        inside += ii.size
+        if inside > cap:
+            return None
+        ci.append(ii + sl.start)
+        cj.append(jj)
+        cw.append(counts[ii + sl.start] * counts[jj])
+    return float(below), np.concatenate(ci), np.concatenate(cj), np.concatenate(cw)
+
+
+def _histogram_bracket(U, sqU, counts, targets, cap: float):
+    """Narrow ``[lo, hi]`` (squared distances) around the target ranks by weighted histograms."""
+    m = U.shape[0]
+    lo, hi = 0.0, float(4 * np.max(sqU)) * (1 + 1e-9) + 1e-300
+    below = 0.0  # weighted count of pairs with d2 < lo
+    n_bins = 1 << 14
+    for _ in range(64):
+        hist = np.zeros(n_bins)
+        inside = 0.0
+        width = (hi - lo) / n_bins
+        for sl in _blocks(m, m):
+            D = _sqdist(U[sl], U, sqU[sl], sqU)
+            upper = np.arange(sl.stop - sl.start)[:, None] < (np.arange(m)[None, :] - sl.start)
+            sel = upper & (D >= lo) & (D <= hi)
+            vals = D[sel]
+            wts = (counts[sl][:, None] * counts[None, :])[sel]
+            bins = np.minimum(((vals - lo) / width).astype(np.int64), n_bins - 1)
+            hist += np.bincount(bins, weights=wts, minlength=n_bins)
+            inside += wts.sum()
+        if inside <= cap or width <= 1e-15 * max(hi, 1e-300):
+            break
+        cum = below + np.cumsum(hist)
+        first = min(int(np.searchsorted(cum, min(targets), side="right")), n_bins - 1)
+        last = min(int(np.searchsorted(cum, max(targets), side="right")), n_bins - 1)
+        below = cum[first - 1] if first > 0 else below
+        lo, hi = lo + first * width, lo + (last + 1) * width
+    return lo, hi
+
+
 def _pairwise_percentile(U, sqU, counts, percentile: float, Uraw) -> float:
     """Exact ``np.percentile`` (linear) of all n(n-1)/2 pairwise distances, without storing them.
 
     Distinct rows ``U`` carry multiplicities ``counts``: a pair of distinct rows stands for
-    ``c_u * c_v`` distances, a row for ``c_u (c_u - 1) / 2`` zeros. Squared distances are
-    bracketed by weighted histograms over row blocks until the bracket holds few enough pairs,
-    which are then collected, recomputed from coordinate differences and selected exactly.
+    ``c_u * c_v`` distances, a row for ``c_u (c_u - 1) / 2`` zeros. A sample of rows brackets
+    the target order statistics; one blocked pass counts the pairs below the bracket and
+    collects those inside, whose distances are recomputed from coordinate differences and
+    selected exactly. If the bracket misses (checked), weighted histograms narrow it instead.
     """
     m = U.shape[0]
     n = counts.sum()
     total = n * (n - 1) / 2
     h = (total - 1) * percentile / 100.0
-    ranks = sorted({int(np.floor(h)), int(np.ceil(h))})
-    zeros = float(np.sum(counts * (counts - 1) / 2))
-    values = {}
-    pending = []
-    for r in ranks:
-        if r < zeros:
-            values[r] = 0.0
-        else:
-            pending.append(r)
-    if pending:
-        # bracket on squared distances among distinct rows: rank r - zeros
-        targets = [r - zeros for r in pending]
-        lo, hi = 0.0, float(4 * np.max(sqU)) * (1 + 1e-9) + 1e-300
-        below = 0.0  # weighted count of pairs with d2 < lo
-        cap = 2_000_000
-        n_bins = 1 << 14
-        for _ in range(64):
-            hist = np.zeros(n_bins)
-            inside = 0.0
-            width = (hi - lo) / n_bins
-            for sl in _blocks(m, m):
-                D = _sqdist(U[sl], U, sqU[sl], sqU)
-                upper = np.arange(sl.stop - sl.start)[:, None] < (np.arange(m)[None, :] - sl.start)
-                D[~upper] = -1.0  # each pair once (j > i)
-                W = counts[sl][:, None] * counts[None, :]
-                sel = (D >= lo) & (D <= hi)
-                vals, wts = D[sel], W[sel]
-                bins = np.minimum(((vals - lo) / width).astype(np.int64), n_bins - 1)
-                hist += np.bincount(bins, weights=wts, minlength=n_bins)
-                inside += wts.sum()
-            if inside <= cap or width <= 1e-15 * max(hi, 1e-300):
-                break
-            cum = below + np.cumsum(hist[:n_bins])
-            first = int(np.searchsorted(cum, min(targets), side="right"))
-            last = int(np.searchsorted(cum, max(targets), side="right"))
-            first, last = min(first, n_bins - 1), min(last, n_bins - 1)
-            new_lo, new_hi = lo + first * width, lo + (last + 1) * width
-            below = below + (cum[first - 1] - below if first > 0 else 0.0)
-            lo, hi = new_lo, new_hi
-        # collect the pairs in a slightly widened bracket and select on exact distances
-        lo_w, hi_w = lo * (1 - 1e-9) - 1e-300, hi * (1 + 1e-9) + 1e-300
-        below_w = 0.0
-        ci, cj, cw = [], [], []
-        for sl in _blocks(m, m):
-            D = _sqdist(U[sl], U, sqU[sl], sqU)
-            mask = np.arange(len(range(sl.start, sl.stop)))[:, None] < (
-                np.arange(m)[None, :] - sl.start
-            )
-            W = counts[sl][:, None] * counts[None, :]
-            below_w += W[mask & (D < lo_w)].sum()
-            sel = mask & (D >= lo_w) & (D <= hi_w)
-            ii, jj = np.nonzero(sel)
-            ci.append(ii + sl.start)
-            cj.append(jj)
-            cw.append(W[ii, jj])
-        ci, cj, cw = np.concatenate(ci), np.concatenate(cj), np.concatenate(cw)
-        d = _exact_dist(Uraw, ci, cj)
-        order = np.argsort(d, kind="stable")
-        d, cw = d[order], cw[order]
-        cum = below_w + np.cumsum(cw)
-        for r, t in zip(pending, targets, strict=True):
-            pos = int(np.searchsorted(cum, t, side="right"))
-            if pos >= d.size:  # numerical corner: fall back to the largest collected value
-                pos = d.size - 1
-            values[r] = float(d[pos])
     lo_r, hi_r = int(np.floor(h)), int(np.ceil(h))
+    zeros = float(np.sum(counts * (counts - 1) / 2))
+    values = {r: 0.0 for r in (lo_r, hi_r) if r < zeros}
+    pending = [r for r in sorted({lo_r, hi_r}) if r >= zeros]
+    if pending:
+        targets = [r - zeros for r in pending]  # ranks among pairs of distinct rows
+        distinct_total = total - zeros
+        cap = 4_000_000
+        # bracket from a sample of rows (rows are the sampling units: conservative margin)
+        S = np.unique(np.linspace(0, m - 1, min(m, 256)).astype(np.intp))
+        Ds = _sqdist(U[S], U, sqU[S], sqU)
+        Ws = counts[S][:, None] * counts[None, :]
+        Ds[np.arange(S.size), S] = np.inf
+        Ws[np.arange(S.size), S] = 0.0
+        o = np.argsort(Ds, axis=None)
+        vs, cs = Ds.ravel()[o], np.cumsum(Ws.ravel()[o])
+        cs /= cs[-1]
+        f = np.array(targets) / distinct_total
+        delta = 6 * np.sqrt(f * (1 - f) / (20 * S.size)) + 2e-4
+        lo = vs[min(int(np.searchsorted(cs, max(f.min() - delta.max(), 0.0))), vs.size - 1)]
+        hi = vs[min(int(np.searchsorted(cs, min(f.max() + delta.max(), 1.0))), vs.size - 1)]
+        if f.min() - delta.max() <= 0:
+            lo = 0.0
+        if f.max() + delta.max() >= 1 or not np.isfinite(hi):
+            hi = float(4 * np.max(sqU)) * (1 + 1e-9) + 1e-300
+        res = None
+        for attempt in range(2):
+            # widen by a relative 1e-9 so rounding of the BLAS distances cannot drop a pair
+            got = _collect_pairs(U, sqU, counts, lo * (1 - 1e-9), hi * (1 + 1e-9) + 1e-300, cap)
+            if got is not None:
+                below, ci, cj, cw = got
+                if below <= min(targets) and max(targets) < below + cw.sum():
+                    res = got
+                    break
+            if attempt == 0:
+                lo, hi = _histogram_bracket(U, sqU, counts, targets, cap)
+        if res is None:
+            raise RuntimeError("internal: could not bracket the distance percentile")
+        below, ci, cj, cw = res
+        # order on the BLAS values; only a window of near-ties around each target needs the
+        # exact distances (values outside it differ by far more than the rounding error)
+        d2 = np.maximum(_sqdist_pairs(U, sqU, ci, cj), 0.0)
+        order = np.argsort(d2, kind="stable")
+        d2, ci, cj, cw = d2[order], ci[order], cj[order], cw[order]
+        cum = below + np.cumsum(cw)
+        for r, t in zip(pending, targets, strict=True):
+            pos = min(int(np.searchsorted(cum, t, side="right")), d2.size - 1)
+            tol = 1e-9 * d2[pos] + 1e-12 * float(np.max(sqU))
+            a = int(np.searchsorted(d2, d2[pos] - tol, side="left"))
+            b = int(np.searchsorted(d2, d2[pos] + tol, side="right"))
+            exact = _exact_dist(Uraw, ci[a:b], cj[a:b])
+            sub = np.argsort(exact, kind="stable")
+            base = below + (cum[a - 1] - below if a > 0 else 0.0)
+            sub_cum = base + np.cumsum(cw[a:b][sub])
+            k = min(int(np.searchsorted(sub_cum, t, side="right")), b - a - 1)
+            values[r] = float(exact[sub][k])
     return values[lo_r] + (h - lo_r) * (values[hi_r] - values[lo_r])
 
 
@@ -896,13 +1029,17 @@ def density_peaks(X, percentile: float = 2.0) -> tuple[np.ndarray, np.ndarray, n
             f"percentile={percentile} gives d_c = 0 (duplicated points); choose a larger one"
         )
     m = U.shape[0]
-    rho_u = np.empty(m)
+    # rho: the kernel matrix is symmetric, so only blocks right of the diagonal are computed
+    # and each block adds to the rows' and to the columns' sums
+    rho_u = counts - 1.0  # the other copies of the point itself, at distance 0
+    inv_dc2 = -1.0 / dc**2
     for sl in _blocks(m, m):
-        D = _sqdist(U[sl], U, sqU[sl], sqU)
-        D *= -1.0 / dc**2
+        D = _sqdist(U[sl], U[sl.start :], sqU[sl], sqU[sl.start :])
+        D *= inv_dc2
         np.exp(D, out=D)
-        D[np.arange(sl.stop - sl.start), np.arange(sl.start, sl.stop)] = 1.0
-        rho_u[sl] = D @ counts - 1.0  # exclude the point itself
+        _mask_lower(D, 0.0)
+        rho_u[sl] += D @ counts[sl.start :]
+        rho_u[sl.start :] += counts[sl] @ D
     n = X.shape[0]
     rho = rho_u[inverse]
     # strict order: rho (rounded so that float noise cannot split ties), then index
@@ -910,26 +1047,26 @@ def density_peaks(X, percentile: float = 2.0) -> tuple[np.ndarray, np.ndarray, n
     order = np.lexsort((np.arange(n), -key))
     rank = np.empty(n, np.int64)
     rank[order] = np.arange(n)
-    # representative of each distinct row = its first (densest-ranked) copy
-    first = np.full(m, n, np.int64)
-    np.minimum.at(first, inverse, rank)
-    delta = np.zeros(n)
-    rep_rank = first  # rank of the first copy of each distinct row
+    # each distinct row is represented by its first (densest-ranked) copy
+    rep_rank = np.full(m, n, np.int64)
+    np.minimum.at(rep_rank, inverse, rank)
     is_first = rank == rep_rank[inverse]
-    max_d = np.zeros(m)
-    near = np.full(m, np.inf)
+    # in density order, the denser rows of row p are rows 0..p-1: a lower-triangular pass
+    perm = np.argsort(rep_rank, kind="stable")
+    Us, sqs = U[perm], sqU[perm]
     near_j = np.full(m, -1, np.int64)
     for sl in _blocks(m, m):
-        D = _sqdist(U[sl], U, sqU[sl], sqU)
-        max_d[sl] = np.argmax(D, axis=1)
-        D[rep_rank[None, :] >= rep_rank[sl][:, None]] = np.inf  # only strictly denser rows
-        j = np.argmin(D, axis=1)
-        ok = np.isfinite(D[np.arange(D.shape[0]), j])
-        near_j[sl] = np.where(ok, j, -1)
-    rows = np.arange(m)
-    has = near_j >= 0
-    near[has] = _exact_dist(U_raw, rows[has], near_j[has])
-    top = ~has
-    near[top] = _exact_dist(U_raw, rows[top], max_d[top].astype(np.int64))
-    delta[is_first] = near[inverse[is_first]]
+        D = _sqdist(Us[sl], Us[: sl.stop], sqs[sl], sqs[: sl.stop])
+        _mask_upper_from(D, sl.start, np.inf)
+        near_j[sl] = np.argmin(D, axis=1)
+    near_j[0] = -1
+    near = np.empty(m)
+    near[1:] = _exact_dist(U_raw, perm[1:], perm[near_j[1:]])
+    # the densest row: largest distance to any point
+    top_row = np.sqrt(np.maximum(_sqdist(Us[:1], Us, sqs[:1], sqs)[0], 0.0))
+    near[0] = float(_exact_dist(U_raw, perm[0], perm[int(np.argmax(top_row))]))
+    near_u = np.empty(m)
+    near_u[perm] = near
+    delta = np.zeros(n)
+    delta[is_first] = near_u[inverse[is_first]]
     return rho, delta, rho * delta

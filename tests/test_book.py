@@ -2,8 +2,9 @@
 
 The chapters are read from ``_toc.yml`` at collection time, so a chapter added to the toc is
 tested without touching this file. The kernels that run the chapters get the same no-network
-guard as the tests (through a ``sitecustomize`` module on ``PYTHONPATH``), so ``source="auto"``
-falls back to the bundled data when ``MNISTND_DATA_DIR`` does not hold the real files.
+guard as the tests (through a ``sitecustomize`` module on ``PYTHONPATH``). When
+``MNISTND_DATA_DIR`` does not hold the real files it points at an empty folder, so
+``source="auto"`` falls back to the bundled data, as on a machine without data and network.
 """
 
 from __future__ import annotations
@@ -68,6 +69,11 @@ KERNEL_GUARD = textwrap.dedent(
 )
 
 
+def _real_data_dir() -> Path | None:
+    env = os.environ.get("MNISTND_DATA_DIR")
+    return Path(env) if env and (Path(env) / "mnist").is_dir() else None
+
+
 @dataclass
 class Build:
     artifacts: Path
@@ -92,6 +98,8 @@ def book(tmp_path_factory) -> Build:
         path = os.environ.get("PYTHONPATH")
         mp.setenv("PYTHONPATH", str(guard) + (os.pathsep + path if path else ""))
         mp.setenv("MNISTND_ARTIFACTS_DIR", str(result.artifacts))
+        if not _real_data_dir():  # an empty data folder: `auto` must fall back to bundled
+            mp.setenv("MNISTND_DATA_DIR", str(base / "no_data"))
         try:
             build_book(profile="smoke", artifacts_dir=result.artifacts, output_dir=result.html,
                        book_root=ROOT, progress_bar=False)
@@ -160,7 +168,8 @@ def test_chapter_figures_in_html(book, stem):
     assert len(images) >= n_figures, f"{stem}: {n_figures} figure cells, {len(images)} PNGs"
     for src in images:
         assert (book.html / "notebooks" / src).resolve().is_file(), f"{stem}: {src} missing"
-    assert html.count('class="caption"') >= n_figures, f"{stem}: captions missing in the HTML"
+    assert html.count("<figcaption") >= n_figures, f"{stem}: captions missing in the HTML"
+    assert f"tree/notebooks/{stem}.ipynb" not in html, "launch link points at a build product"
 
 
 def test_timings_recorded(book):
@@ -180,8 +189,7 @@ def test_data_chapter_shows_its_source(book):
     _require_chapter(book, "data")
     if book.error is not None:
         pytest.fail(f"no HTML: the build failed:\n{book.error}")
-    env = os.environ.get("MNISTND_DATA_DIR")
-    expected = "full" if env and (Path(env) / "mnist").is_dir() else "bundled"
+    expected = "full" if _real_data_dir() else "bundled"
     html = (book.html / "notebooks" / "data.html").read_text(encoding="utf-8")
     assert f"{BANNER_TITLE}: mnist ({expected})" in html
     assert re.search(r"[0-9a-f]{64}", html), "no sha256 checksum shown"

@@ -8,10 +8,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from mnistnd import book as book_module
 from mnistnd.book import (
     ChapterError,
     Parameter,
     ParameterError,
+    build_book,
     notebook_parameters,
     parse_parameter,
     read_timings,
@@ -296,3 +298,83 @@ def test_p_override_reaches_the_notebook(chapters, tmp_path, capsys):
     rows = read_timings(tmp_path / "r" / "paper")
     assert rows[0]["status"] == "ok" and float(rows[0]["seconds"]) > 0
     assert json.loads(rows[0]["parameters"])["n_items"] == 11
+
+
+# ---------------------------------------------------------------- the book command
+
+
+def write_book(folder: Path, chapters: dict[str, str]) -> Path:
+    (folder / "book").mkdir(parents=True)
+    (folder / "notebooks").mkdir()
+    (folder / "_config.yml").write_text("title: tiny\nexecute:\n  execute_notebooks: 'off'\n")
+    (folder / "book" / "intro.md").write_text("# Intro\n")
+    lines = ["format: jb-book", "root: book/intro", "chapters:"]
+    for stem, body in chapters.items():
+        write_chapter(folder / "notebooks", stem, body)
+        lines.append(f"  - file: notebooks/{stem}")
+    (folder / "_toc.yml").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_book_refuses_unknown_chapter(tmp_path):
+    root = write_book(tmp_path / "b", {"tiny": ECHO})
+    with pytest.raises(ValueError, match=r"chapters: \['nope'\] not in _toc.yml"):
+        build_book(chapters=["nope"], book_root=root, artifacts_dir=tmp_path / "r")
+    assert not (tmp_path / "r").exists()
+
+
+def test_book_refuses_missing_toc_file(tmp_path):
+    root = write_book(tmp_path / "b", {"tiny": ECHO})
+    (root / "notebooks" / "tiny.md").unlink()
+    with pytest.raises(FileNotFoundError, match="notebooks/tiny"):
+        build_book(book_root=root, artifacts_dir=tmp_path / "r")
+
+
+def test_book_refuses_undeclared_profile_value_before_running(tmp_path, monkeypatch):
+    root = write_book(tmp_path / "b", {"tiny": ECHO, "tiny_two": ECHO})
+    monkeypatch.setattr(book_module, "profile_parameters",
+                        lambda stem, profile: {"unknown_knob": 1} if stem == "tiny_two" else {})
+    with pytest.raises(ParameterError, match="'unknown_knob'.*tiny_two"):
+        build_book(book_root=root, artifacts_dir=tmp_path / "r", progress_bar=False)
+    assert not list((tmp_path / "r").rglob("*.ipynb"))  # nothing ran
+
+
+def test_book_needs_executed_copies_of_skipped_chapters(tmp_path):
+    root = write_book(tmp_path / "b", {"tiny": ECHO, "tiny_two": ECHO})
+    with pytest.raises(FileNotFoundError, match=r"\['tiny_two'\] have no executed copy"):
+        build_book(chapters=["tiny"], book_root=root, artifacts_dir=tmp_path / "r")
+
+
+@pytest.mark.slow
+def test_book_stops_at_failing_chapter(tmp_path):
+    root = write_book(tmp_path / "b", {"tiny": ECHO, "tiny_fail": FAIL, "tiny_after": ECHO})
+    out = tmp_path / "html"
+    out.mkdir()
+    (out / "index.html").write_text("previous build")
+    with pytest.raises(ChapterError, match="chapter 'tiny_fail'.*cell 5") as info:
+        build_book(profile="smoke", book_root=root, artifacts_dir=tmp_path / "r",
+                   output_dir=out, progress_bar=False)
+    assert "ZeroDivisionError" in str(info.value)
+    executed = tmp_path / "r" / "smoke" / "notebooks"
+    assert (executed / "tiny.ipynb").is_file()
+    assert not (executed / "tiny_after.ipynb").exists()
+    assert (out / "index.html").read_text() == "previous build"  # old HTML left intact
+
+
+@pytest.mark.slow
+def test_timeout_names_chapter_and_cell(chapters, tmp_path, capsys):
+    nb = write_chapter(chapters, "tiny_slow", "```{code-cell} ipython3\nimport time\n"
+                       "time.sleep(30)\n```\n")
+    code = main(["run", str(nb), "--timeout", "2", "--artifacts-dir", str(tmp_path / "r"),
+                 "--no-progress"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "chapter 'tiny_slow'" in err and "cell 3" in err and "'import time'" in err
+    assert "CellTimeoutError" in err
+    assert not (tmp_path / "r" / "quick" / "notebooks" / "tiny_slow.ipynb").exists()
+
+
+def test_bad_timeout_is_refused(chapters, capsys):
+    nb = write_chapter(chapters, "tiny", ECHO)
+    assert main(["run", str(nb), "--timeout", "0"]) == 2
+    assert "--timeout must be > 0" in capsys.readouterr().err

@@ -161,3 +161,17 @@ def test_real_mnist_subset(shared_data_dir, tmp_path):
     assert adata.n_obs == 200 and set(adata.obs["digit"].unique()) <= set(range(10))
     info = json.loads(adata.uns["data_source"]["json"])
     assert any(f["name"].startswith("t10k") for f in info["files"])
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_chapter_runs_under_smoke_and_writes_dims_2_and_64(shared_data_dir, tmp_path):
+    from mnistnd.book import run_notebook
+
+    root = __import__("pathlib").Path(__file__).resolve().parents[1]
+    out = run_notebook(root / "notebooks" / "mvae_training.md", profile="smoke",
+                       artifacts_dir=tmp_path, progress_bar=False)
+    assert out.exists()
+    folder = tmp_path / "smoke" if (tmp_path / "smoke").is_dir() else tmp_path
+    assert {2, 64} <= set(datasets.available_dims(folder))
+    assert datasets.load_mnistnd(64, folder).n_vars == 64

@@ -76,5 +76,5 @@ def test_bad_input():
     with pytest.raises(RuntimeError, match="not fitted"):
         StudentTMixture(3).predict(X)
     m = StudentTMixture(3).fit(X)
-    with pytest.raises(ValueError, match="4 features"):
+    with pytest.raises(ValueError, match="fitted on 4"):
         m.predict(X[:, :2])

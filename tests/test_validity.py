@@ -129,18 +129,12 @@ def bf_dbcv(X, labels, ties="length"):
         internal[c] = idx[nodes]
     total = 0.0
     for c in clus:
-        sep = min(
-            np.max(
-                [
-                    D[np.ix_(internal[c], internal[o])],
-                    np.broadcast_to(apcd[internal[c]][:, None], (len(internal[c]), len(internal[o]))),
-                    np.broadcast_to(apcd[internal[o]][None, :], (len(internal[c]), len(internal[o]))),
-                ],
-                axis=0,
-            ).min()
-            for o in clus
-            if o != c
-        )
+        sep = np.inf
+        for o in clus:
+            if o != c:
+                a, b = internal[c], internal[o]
+                mr = np.maximum(D[np.ix_(a, b)], np.maximum(apcd[a][:, None], apcd[b][None, :]))
+                sep = min(sep, mr.min())
         v = 0.0 if max(sep, dsc[c]) == 0 else (sep - dsc[c]) / max(sep, dsc[c])
         total += (labels == c).sum() * v
     return total / n
@@ -461,20 +455,25 @@ def test_density_peaks_percentile_exact_across_blocks(monkeypatch):
         assert V._pairwise_percentile(Uc, sq, cnt, p, U) == pytest.approx(ref, rel=1e-12, abs=0)
 
 
-def test_density_peaks_percentile_bracketing_loop(monkeypatch):
-    # a small collection cap forces several bracketing passes
+def test_density_peaks_percentile_histogram_fallback(monkeypatch):
+    # a missed sample bracket (forced here) falls back to histogram bracketing, still exact
     rng = np.random.default_rng(5)
     X = rng.standard_normal((400, 4))
-    src = V._pairwise_percentile.__code__
-    assert "cap = 2_000_000" in open(V.__file__).read()
-    consts = tuple(100 if c == 2_000_000 else c for c in src.co_consts)
-    monkeypatch.setattr(V._pairwise_percentile, "__code__", src.replace(co_consts=consts))
+    X = np.concatenate([X, X[:7]])
+    orig = V._collect_pairs
+    calls = []
+
+    def miss_first(*args):
+        calls.append(1)
+        return None if len(calls) == 1 else orig(*args)
+
+    monkeypatch.setattr(V, "_collect_pairs", miss_first)
     U, inv, cnt = V._unique_rows(X)
     Uc, sq = V._prepare(U)
-    for p in (0.01, 1.0, 77.0):
-        assert V._pairwise_percentile(Uc, sq, cnt, p, U) == pytest.approx(
-            np.percentile(pdist(X), p), rel=1e-12
-        )
+    assert V._pairwise_percentile(Uc, sq, cnt, 1.0, U) == pytest.approx(
+        np.percentile(pdist(X), 1.0), rel=1e-12
+    )
+    assert len(calls) == 2
 
 
 def test_density_peaks_two_blobs_give_two_clear_centres():
@@ -508,3 +507,13 @@ def test_cdist_helper_exact():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((20, 3)) + 1e3
     np.testing.assert_allclose(V._exact_dist(X, [0, 1], [2, 3]), cdist(X, X)[[0, 1], [2, 3]])
+
+
+def test_disco_agrees_with_authors_reference(data):
+    ref = pytest.importorskip("clustpy.metrics.internal.disco")
+    X, y = data
+    y = y.copy()
+    y[[0, 33, 66]] = -1
+    np.testing.assert_allclose(V.disco_samples(X, y), ref.disco_samples(X, y), atol=TOL)
+    y1 = np.where(y == -1, -1, 0)
+    assert V.disco(X, y1) == pytest.approx(ref.disco_score(X, y1), abs=TOL)

@@ -114,7 +114,7 @@ class Autoencoder(nn.Module):
         self.decoder = mlp([n_latent, *reversed(hidden), n_input], activation="relu")
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """The code of ``x`` (deterministic)."""
+        """Return the code of ``x`` (deterministic)."""
         return self.encoder(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

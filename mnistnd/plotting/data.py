@@ -24,6 +24,11 @@ __all__ = [
 
 N_DIGITS = 10
 SIDE = 28
+#: Images per digit (0-9) in the canonical MNIST files: the numbers a full-data build must match.
+MNIST_COUNTS = {
+    "train": (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949),
+    "test": (980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009),
+}
 
 
 def _images(name: str, X) -> np.ndarray:
@@ -102,19 +107,22 @@ def digit_grid(X, y, n_per_digit: int = 8, *, seed: int = 0, title: str | None =
     return fig
 
 
-def class_count_table(splits: dict) -> pd.DataFrame:
+def class_count_table(splits: dict, canonical: bool = False) -> pd.DataFrame:
     """Count images per digit for each split.
 
     Parameters
     ----------
     splits
         ``{split_name: (X, y)}``.
+    canonical
+        Add, for the splits ``"train"`` and ``"test"``, a column with the counts of the canonical
+        MNIST files (:data:`MNIST_COUNTS`) to compare with.
 
     Returns
     -------
     pandas.DataFrame
-        Index ``digit`` 0-9 plus a ``total`` row; per split a count column and a share column
-        (percent of the split).
+        Index ``digit`` 0-9 plus a ``total`` row; per split a count column, a share column
+        (percent of the split) and, with ``canonical``, a ``<split> canonical`` column.
     """
     splits = _split_dict("splits", splits)
     table = {}
@@ -122,6 +130,9 @@ def class_count_table(splits: dict) -> pd.DataFrame:
         counts = np.bincount(y, minlength=N_DIGITS)[:N_DIGITS]
         table[f"{split} images"] = np.append(counts, counts.sum())
         table[f"{split} %"] = np.round(np.append(100 * counts / counts.sum(), 100.0), 2)
+        if canonical and split in MNIST_COUNTS:
+            reference = np.asarray(MNIST_COUNTS[split])
+            table[f"{split} canonical"] = np.append(reference, reference.sum())
     index = pd.Index([*map(str, range(N_DIGITS)), "total"], name="digit")
     return pd.DataFrame(table, index=index)
 
@@ -153,8 +164,8 @@ def class_counts(splits: dict) -> Figure:
     ax.set_xticks(x)
     ax.set_xlabel("digit")
     ax.set_ylabel("share of the split's images (%)")
-    ax.legend(loc="lower right", ncols=len(names) + 1)
-    ax.set_ylim(0, table[[f"{s} %" for s in names]].iloc[:N_DIGITS].to_numpy().max() * 1.25)
+    ax.set_ylim(0, table[[f"{s} %" for s in names]].iloc[:N_DIGITS].to_numpy().max() * 1.35)
+    ax.legend(loc="upper center", ncols=len(names) + 1)
     fig.tight_layout()
     return fig
 
@@ -180,19 +191,24 @@ def mean_images(X, y) -> Figure:
              for d in range(N_DIGITS)]
     means.append(X.mean(axis=0))
     vmax = float(max(m.max() for m in means))
-    fig = Figure(figsize=(11, 1.9))
-    axes = fig.subplots(1, N_DIGITS + 1)
-    for i, (ax, image) in enumerate(zip(axes, means, strict=True)):
+    n_cols = 6
+    fig = Figure(figsize=(8.0, 3.6))
+    axes = fig.subplots(2, n_cols).ravel()
+    for i, (ax, image) in enumerate(zip(axes, means, strict=False)):
         shown = ax.imshow(image.reshape(SIDE, SIDE), cmap="magma", vmin=0, vmax=vmax)
-        ax.set_title(f"digit {i}" if i < N_DIGITS else "all", fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
+        ax.set_title(f"digit {i}" if i < N_DIGITS else "all digits", fontsize=9)
+        ax.set_xticks([0, SIDE - 1])
+        ax.set_yticks([0, SIDE - 1])
+        ax.tick_params(labelsize=7, length=2)
         ax.grid(False)
-        ax.set_xlabel("x (pixel)", fontsize=7)
-        if i == 0:
-            ax.set_ylabel("y (pixel)", fontsize=7)
-    bar = fig.colorbar(shown, ax=list(axes), fraction=0.015, pad=0.01)
-    bar.set_label("mean intensity", fontsize=8)
+        if i >= n_cols or i + n_cols >= len(means):
+            ax.set_xlabel("x (pixel)", fontsize=8)
+        if i % n_cols == 0:
+            ax.set_ylabel("y (pixel)", fontsize=8)
+    for ax in axes[len(means):]:
+        ax.set_visible(False)
+    bar = fig.colorbar(shown, ax=list(axes), fraction=0.025, pad=0.02)
+    bar.set_label("mean intensity", fontsize=9)
     return fig
 
 
@@ -207,9 +223,10 @@ def pixel_summary(splits: dict) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        One row per split: images, mean and standard deviation of the intensity, fraction of
-        pixels that are exactly 0 and exactly 1, mean number of non-zero pixels per image, and
-        the fraction of the 784 pixel positions that are 0 in every image of the split.
+        One column per split, one row per statistic: images, mean and standard deviation of the
+        intensity, fraction of pixels that are exactly 0 and exactly 1, mean number of non-zero
+        pixels per image, and the fraction of the 784 pixel positions that are 0 in every image
+        of the split.
     """
     splits = _split_dict("splits", splits)
     rows = {}
@@ -224,7 +241,7 @@ def pixel_summary(splits: dict) -> pd.DataFrame:
             "non-zero pixels per image": float(nonzero.sum(axis=1).mean()),
             "always-zero pixel positions": float((~nonzero.any(axis=0)).mean()),
         }
-    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("split")
+    return pd.DataFrame(rows).rename_axis("statistic")
 
 
 def intensity_histogram(splits: dict, n_bins: int = 50) -> Figure:
