@@ -173,13 +173,34 @@ class StudentTMixture:
         Y -= np.einsum("kij,kj->ki", inv, loc)[None]
         return np.einsum("nkd,nkd->nk", Y, Y)
 
+    @staticmethod
+    def _pairs(X):
+        """Products ``x_i x_j`` (i <= j) of every row: shape (n, D(D+1)/2), computed once per fit.
+
+        With them, both the quadratic forms of the E-step and the scatter matrices of the M-step
+        are single skinny matrix products that use the symmetry (half the work of ``X @ W``).
+        """
+        iu, ju = np.triu_indices(X.shape[1])
+        return X[:, iu] * X[:, ju]
+
+    def _sq_mahalanobis_pairs(self, X, xx, loc, chol):
+        """Squared Mahalanobis distances from ``x'Px - 2 x'Pm + m'Pm`` with ``P = S^{-1}``."""
+        dim = loc.shape[1]
+        inv = np.tril(np.linalg.inv(chol))
+        prec = inv.transpose(0, 2, 1) @ inv  # (K, D, D)
+        iu, ju = np.triu_indices(dim)
+        coef = prec[:, iu, ju] * np.where(iu == ju, 1.0, 2.0)[None]
+        pm = np.einsum("kij,kj->ki", prec, loc)
+        maha = xx @ coef.T - 2.0 * (X @ pm.T) + np.einsum("ki,ki->k", loc, pm)[None]
+        return np.maximum(maha, 0.0)
+
     def _log_density(self, maha, chol, df, dim):
         """Log density of each point under each component (n, K), without the weights."""
         logdet_half = np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
         const = gammaln(0.5 * (df + dim)) - gammaln(0.5 * df) - 0.5 * dim * np.log(df * np.pi)
         return (const - logdet_half)[None] - 0.5 * (df + dim)[None] * np.log1p(maha / df[None])
 
-    def _m_step(self, X, resp, u):
+    def _m_step(self, X, xx, resp, u):
         """Weights, locations, scales and their Cholesky factors from responsibilities."""
         n, dim = X.shape
         n_comp = resp.shape[1]
@@ -188,9 +209,12 @@ class StudentTMixture:
         ru = resp * u
         ru_sum = ru.sum(axis=0) + eps10
         loc = (ru.T @ X) / ru_sum[:, None]
-        # all K weighted second moments in one product: rows k*dim..(k+1)*dim are (X*ru_k)^T X
-        weighted = (X[:, None, :] * ru[:, :, None]).reshape(n, n_comp * dim)
-        second = (weighted.T @ X).reshape(n_comp, dim, dim)
+        # all K weighted second moments sum_n ru_nk x_n x_n' in one product over the pairs
+        iu, ju = np.triu_indices(dim)
+        second = np.empty((n_comp, dim, dim))
+        upper = ru.T @ xx
+        second[:, iu, ju] = upper
+        second[:, ju, iu] = upper
         scale = second - ru_sum[:, None, None] * loc[:, :, None] * loc[:, None, :]
         scale /= (ru_sum + eps10)[:, None, None]
         scale = 0.5 * (scale + scale.transpose(0, 2, 1))  # exact symmetry for Cholesky
@@ -206,8 +230,8 @@ class StudentTMixture:
         const = 1.0 + mean_term + digamma(half) - np.log(half)
         return _halley_df(const, df, 1e-3, self.max_iter)
 
-    def _e_step(self, X, loc, chol, weights, df):
-        maha = self._sq_mahalanobis(X, loc, chol)
+    def _e_step(self, X, xx, loc, chol, weights, df):
+        maha = self._sq_mahalanobis_pairs(X, xx, loc, chol)
         logp = self._log_density(maha, chol, df, X.shape[1])
         logp += np.log(np.clip(weights, 1e-12, None))[None]
         # log-sum-exp by hand: the shifted exponentials give the responsibilities too
@@ -221,20 +245,20 @@ class StudentTMixture:
         return resp, u, float(norm.mean())
 
     # ------------------------------------------------------------------ EM loops
-    def _em_step(self, Xc, state):
+    def _em_step(self, Xc, xx, state):
         """One EM iteration: mean log-likelihood at ``state`` and the updated state."""
         weights, loc, chol, df = state
-        resp, u, bound = self._e_step(Xc, loc, chol, weights, df)
-        weights, loc, _, chol = self._m_step(Xc, resp, u)
+        resp, u, bound = self._e_step(Xc, xx, loc, chol, weights, df)
+        weights, loc, _, chol = self._m_step(Xc, xx, resp, u)
         if not self.fixed_df:
             df = self._update_df(resp, u, df, Xc.shape[1])
         return bound, (weights, loc, chol, df)
 
-    def _plain_em(self, Xc, state):
+    def _plain_em(self, Xc, xx, state):
         """EM exactly as ``studenttmixture``: stop when the E-step bound changes < tol."""
         lower, bound = -np.inf, -np.inf
         for n_iter in range(1, self.max_iter + 1):
-            bound, state = self._em_step(Xc, state)
+            bound, state = self._em_step(Xc, xx, state)
             if abs(bound - lower) < self.tol:
                 return n_iter, True, bound, state
             lower = bound
@@ -264,7 +288,7 @@ class StudentTMixture:
         weights = np.full(n_comp, 1.0 / n_comp)
         df = np.full(n_comp, float(self.df))
         state = (np.full(n_comp, 1.0 / n_comp), loc, chol, np.full(n_comp, float(self.df)))
-        n_iter, converged, bound, state = self._plain_em(Xc, state)
+        n_iter, converged, bound, state = self._plain_em(Xc, self._pairs(Xc), state)
         weights, loc, chol, df = state
         scale = chol @ chol.transpose(0, 2, 1)
         self.n_iter_, self.converged_, self.lower_bound_ = n_iter, converged, bound

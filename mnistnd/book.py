@@ -455,6 +455,10 @@ def resolve_parameters(
         For a reserved name, a name the notebook does not declare (the message lists the declared
         ones) or a value of the wrong type.
     """
+    if parameters is not None and not isinstance(parameters, dict):
+        raise TypeError(
+            f"parameters must be a dict {{name: value}}, got {type(parameters).__name__}"
+        )
     merged = {}
     sources = [(f"profile {profile!r} (mnistnd/profiles.yaml)", profile_parameters(stem, profile)),
                ("parameters", dict(parameters or {}))]
@@ -472,7 +476,10 @@ def resolve_parameters(
                     f"parameter {name!r} (from {origin}) is not declared in the parameters cell "
                     f"of chapter {stem!r}; declared: {known}"
                 )
-            merged[name] = check_parameter(declared[name], value)
+            try:
+                merged[name] = check_parameter(declared[name], value)
+            except ParameterError as err:
+                raise ParameterError(f"{err} (from {origin}, chapter {stem!r})") from None
     return merged
 
 
@@ -515,13 +522,16 @@ class _QuietPapermill(logging.Filter):
 def _kernel_environment():
     # A non-interactive MPLBACKEND (e.g. Agg) makes inline figures vanish from the notebook.
     saved = os.environ.pop("MPLBACKEND", None)
-    logger = logging.getLogger("papermill")
+    # logger filters do not apply to records of child loggers: add it to each that warns
+    loggers = [logging.getLogger(name) for name in ("papermill", "papermill.translators")]
     quiet = _QuietPapermill()
-    logger.addFilter(quiet)
+    for logger in loggers:
+        logger.addFilter(quiet)
     try:
         yield
     finally:
-        logger.removeFilter(quiet)
+        for logger in loggers:
+            logger.removeFilter(quiet)
         if saved is not None:
             os.environ["MPLBACKEND"] = saved
 

@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="execute one chapter with papermill",
                          description="Execute one chapter (notebooks/<name>.md) into "
                          "<artifacts>/<profile>/notebooks/<name>.ipynb.", epilog=_EPILOG)
-    run.add_argument("notebook", help="chapter source, e.g. notebooks/data.md")
+    run.add_argument("notebook", help="chapter source (notebooks/data.md) or name (data)")
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
                      metavar=("NAME", "VALUE"),
                      help="set a parameter the notebook declares (repeatable); lists as 2,4,8")
@@ -54,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     params = sub.add_parser("params", help="list a chapter's parameters and profile values")
-    params.add_argument("notebook", help="chapter source, e.g. notebooks/data.md")
+    params.add_argument("notebook", help="chapter source (notebooks/data.md) or name (data)")
 
     book = sub.add_parser("book", help="run every chapter of _toc.yml, then jupyter-book build -W",
                           epilog=_EPILOG)
@@ -102,6 +102,38 @@ def _cli_parameters(notebook: str, pairs: list[list[str]]) -> dict:
     return values
 
 
+def _notebook_path(text: str) -> str:
+    """Accept a chapter name (``data``) as well as a path (``notebooks/data.md``)."""
+    path = Path(text)
+    if path.is_file() or path.suffix:
+        return text
+    from mnistnd.book import CHAPTER_DIR, find_book_root
+
+    try:
+        candidate = find_book_root() / CHAPTER_DIR / f"{text}.md"
+    except FileNotFoundError:
+        return text
+    return str(candidate) if candidate.is_file() else text
+
+
+def _check_creatable(path: Path, name: str) -> None:
+    """Refuse a folder that exists as a file, or that cannot be created or written."""
+    import os
+
+    if path.exists():
+        if not path.is_dir():
+            raise NotADirectoryError(f"{name}: {str(path)!r} exists and is not a directory")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise PermissionError(f"{name}: directory {str(path)!r} is not writable")
+        return
+    parent = path.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"{name}: cannot create {str(path)!r} ({str(parent)!r} is not a "
+                              "writable directory)")
+
+
 def _check_timeout(timeout):
     if timeout is not None and not timeout > 0:
         raise _BadInput(f"--timeout must be > 0 seconds, got {timeout}")
@@ -113,8 +145,9 @@ def _cmd_run(args) -> int:
 
     check_profile(args.profile)
     _check_timeout(args.timeout)
-    parameters = _cli_parameters(args.notebook, args.parameter)
-    path = run_notebook(args.notebook, parameters=parameters, profile=args.profile,
+    notebook = _notebook_path(args.notebook)
+    parameters = _cli_parameters(notebook, args.parameter)
+    path = run_notebook(notebook, parameters=parameters, profile=args.profile,
                         artifacts_dir=args.artifacts_dir, timeout=args.timeout,
                         progress_bar=not args.no_progress)
     print(f"executed notebook: {path}")
@@ -125,8 +158,9 @@ def _cmd_params(args) -> int:
     from mnistnd.book import notebook_parameters
     from mnistnd.profiles import load_profiles
 
-    declared = notebook_parameters(args.notebook)
-    block = load_profiles().get(Path(args.notebook).stem, {})
+    notebook = _notebook_path(args.notebook)
+    declared = notebook_parameters(notebook)
+    block = load_profiles().get(Path(notebook).stem, {})
     rows = [("name", "type", "default", *PROFILES, "help")]
     for p in declared.values():
         rows.append((p.name, p.type_name, repr(p.default),
@@ -146,6 +180,14 @@ def _cmd_book(args) -> int:
     html = build_book(profile=args.profile, artifacts_dir=args.artifacts_dir,
                       output_dir=args.output, chapters=args.chapters, timeout=args.timeout,
                       progress_bar=not args.no_progress)
+    from mnistnd import settings
+    from mnistnd.book import read_timings, toc_chapters
+
+    root = settings.artifacts_root() if args.artifacts_dir is None else Path(args.artifacts_dir)
+    rows = {r["chapter"]: r for r in read_timings(root.expanduser().resolve() / args.profile)}
+    for stem in toc_chapters():
+        if stem in rows:
+            print(f"  {stem:<28} {float(rows[stem]['seconds']):8.1f} s  ({rows[stem]['status']})")
     print(f"book built: {html / 'index.html'}")
     return 0
 
@@ -162,7 +204,7 @@ def _cmd_export(args) -> int:
             f"artifacts_dir: {str(folder)!r} does not exist; build the datasets first with "
             f"`mnistnd book --profile {args.profile}` (chapter mvae_training)"
         )
-    settings.ensure_writable_dir(Path(args.out).expanduser(), "out")
+    _check_creatable(Path(args.out).expanduser(), "--out")
     try:
         from mnistnd import datasets
     except ImportError as err:

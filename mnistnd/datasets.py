@@ -27,6 +27,7 @@ import os
 import platform
 import tempfile
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -127,15 +128,22 @@ def _load_data(source, data, n_train, n_test, seed):
     if X_tr.shape[1] != X_te.shape[1]:
         raise ValueError(f"X_train has {X_tr.shape[1]} features but X_test {X_te.shape[1]}")
     rng = np.random.default_rng(seed)
-    if n_train is not None:
+    # a subset larger than the data (e.g. the bundled sample under source="auto") means "all"
+    if n_train is not None and n_train >= len(X_tr):
         if n_train > len(X_tr):
-            raise ValueError(f"n_train={n_train} exceeds the {len(X_tr)} training images")
+            warnings.warn(f"n_train={n_train} exceeds the {len(X_tr)} training images of source "
+                          f"{info['source']!r}: using all of them", stacklevel=3)
+        n_train = None
+    if n_train is not None:
         keep = np.sort(rng.choice(len(X_tr), n_train, replace=False))
         X_tr, y_tr = X_tr[keep], y_tr[keep]
     test_index = np.arange(len(X_te))
-    if n_test is not None:
+    if n_test is not None and n_test >= len(X_te):
         if n_test > len(X_te):
-            raise ValueError(f"n_test={n_test} exceeds the {len(X_te)} test images")
+            warnings.warn(f"n_test={n_test} exceeds the {len(X_te)} test images of source "
+                          f"{info['source']!r}: using all of them", stacklevel=3)
+        n_test = None
+    if n_test is not None:
         test_index = np.sort(rng.choice(len(X_te), n_test, replace=False))
         X_te, y_te = X_te[test_index], y_te[test_index]
     digest = hashlib.sha256()
@@ -173,9 +181,11 @@ def build(
         Training settings passed to :func:`mnistnd.training.fit` (paper: 100, 64, 10, 1e-3,
         1e-4; the validation set is ``val_fraction`` of the training images).
     n_train
-        Train on a seeded random subset of this many training images; ``None``: all.
+        Train on a seeded random subset of this many training images; ``None``: all. A value
+        larger than the data available (e.g. the bundled sample) means all, with a warning.
     n_test
-        Encode a seeded random subset of this many test images; ``None``: all (10,000).
+        Encode a seeded random subset of this many test images; ``None``: all (10,000); capped
+        like ``n_train``.
     seed
         Seed of the subsets, the initial weights and the training run.
     device

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from mnistnd import settings
-from mnistnd._checks import check_float, check_int, check_labels, check_matrix
+from mnistnd._checks import check_choice, check_float, check_int, check_labels, check_matrix
 
 __all__ = [
     "PAPER_PERCENTILES",
@@ -39,6 +39,7 @@ __all__ = [
     "ForestAccuracy",
     "centre_indices",
     "clear_centres",
+    "clear_centres_on_blobs",
     "clear_centres_sensitivity",
     "density_peaks_sweep",
     "density_peaks_table",
@@ -49,8 +50,10 @@ __all__ = [
     "gap_ratios",
     "load_embeddings",
     "random_forest_accuracy",
+    "source_info",
     "subsample",
     "tsne",
+    "tsne_maps",
 ]
 
 #: The paper's cross-validated random-forest accuracy, "~90%" at every dimension (Fig. 1D).
@@ -101,11 +104,20 @@ def _cached(
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **out)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; cached results are ordinary files
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return out
+
+
+def _code_digest(module) -> str:
+    """Hash of a module's source file: cached results of its functions expire when it changes."""
+    try:
+        return hashlib.sha256(Path(module.__file__).read_bytes()).hexdigest()[:16]
+    except (OSError, TypeError, AttributeError):
+        return "unknown"
 
 
 def _progress(iterable, *, total=None, desc: str, enabled: bool):
@@ -144,6 +156,40 @@ def load_embeddings(latent_dims: Sequence[int], artifacts_dir=None) -> dict:
     if len(set(dims)) != len(dims):
         raise ValueError(f"latent_dims has repeated values: {dims}")
     return {d: load_mnistnd(d, artifacts_dir) for d in dims}
+
+
+def source_info(datasets: Mapping) -> dict:
+    """Return the MNIST source record the datasets were built from (for the chapter banner).
+
+    Parameters
+    ----------
+    datasets
+        ``{d: AnnData}`` from :func:`load_embeddings`.
+
+    Returns
+    -------
+    dict
+        The :func:`mnistnd.data.source_info` record stored in ``uns["data_source"]["json"]``.
+
+    Raises
+    ------
+    ValueError
+        If the datasets were built from different sources (e.g. full MNIST and the bundled
+        sample) or carry no record.
+    """
+    records = {}
+    for d, ad in datasets.items():
+        raw = ad.uns.get("data_source", {}).get("json")
+        if raw is None:
+            raise ValueError(f"MNIST-{d}d carries no data-source record (uns['data_source'])")
+        records[d] = json.loads(str(raw))
+    sources = {r.get("source") for r in records.values()}
+    if len(sources) != 1:
+        raise ValueError(
+            f"the datasets were built from different MNIST sources: "
+            f"{ {d: r.get('source') for d, r in records.items()} }; rebuild them with one source"
+        )
+    return next(iter(records.values()))
 
 
 def subsample(datasets: Mapping, n_points: int | None, seed: int = 0) -> dict:
@@ -376,8 +422,8 @@ def _version(module: str) -> str:
 # --------------------------------------------------------------------------------------------
 def tsne(
     X, seed: int = 0, perplexity: float = 30.0, *, n_iter: int = 500,
-    early_exaggeration_iter: int = 250, neighbors: str = "exact", n_jobs: int = 1,
-    cache_dir=None, progress: bool = True,
+    early_exaggeration_iter: int = 250, neighbors: str = "exact", gradients: str = "fft",
+    n_jobs: int = 1, cache_dir=None, progress: bool = True,
 ) -> np.ndarray:
     """Two-dimensional openTSNE map of ``X``: PCA initialisation, FFT gradients, seeded, cached.
 
@@ -401,6 +447,10 @@ def tsne(
     neighbors : str, default "exact"
         openTSNE's nearest-neighbour method (``"exact"``, ``"annoy"``, ``"pynndescent"``,
         ``"auto"``).
+    gradients : str, default "fft"
+        openTSNE's negative-gradient method: ``"fft"`` (interpolation; cost grows linearly with
+        the number of points, with a fixed grid cost that dominates below a few thousand
+        points) or ``"bh"`` (Barnes-Hut; faster for small data, e.g. the smoke profile).
     n_jobs : int, default 1
         Threads for the neighbour search and the gradients.
     cache_dir : path-like, optional
@@ -421,8 +471,8 @@ def tsne(
     early_exaggeration_iter = check_int("early_exaggeration_iter", early_exaggeration_iter,
                                         minimum=0)
     n_jobs = check_int("n_jobs", n_jobs, minimum=1)
-    if neighbors not in ("exact", "annoy", "pynndescent", "auto"):
-        raise ValueError(f"neighbors={neighbors!r} is not one of exact, annoy, pynndescent, auto")
+    check_choice("neighbors", neighbors, ("exact", "annoy", "pynndescent", "auto"))
+    check_choice("gradients", gradients, ("fft", "bh"))
     if X.shape[0] <= 3 * perplexity:
         raise ValueError(
             f"X has {X.shape[0]} samples; t-SNE with perplexity={perplexity:g} needs more than "
@@ -430,7 +480,7 @@ def tsne(
         )
     params = {"seed": seed, "perplexity": perplexity, "n_iter": n_iter,
               "early_exaggeration_iter": early_exaggeration_iter, "neighbors": neighbors,
-              "initialization": "pca", "gradients": "fft", "openTSNE": _version("openTSNE")}
+              "initialization": "pca", "gradients": gradients, "openTSNE": _version("openTSNE")}
 
     def compute():
         import openTSNE
@@ -447,7 +497,7 @@ def tsne(
         try:
             model = openTSNE.TSNE(
                 n_components=2, perplexity=perplexity, initialization="pca",
-                negative_gradient_method="fft", neighbors=neighbors, n_jobs=n_jobs,
+                negative_gradient_method=gradients, neighbors=neighbors, n_jobs=n_jobs,
                 random_state=seed, n_iter=n_iter, early_exaggeration_iter=early_exaggeration_iter,
                 callbacks=tick, callbacks_every_iters=every, verbose=False,
             )
@@ -457,6 +507,36 @@ def tsne(
         return {"embedding": Y}
 
     return _cached(cache_dir, "tsne", [X], params, compute)["embedding"]
+
+
+def tsne_maps(data: Mapping, seed: int = 0, perplexity: float = 30.0, *, progress: bool = True,
+              **kwargs) -> dict:
+    """:func:`tsne` of every dataset, with a progress bar over datasets.
+
+    Parameters
+    ----------
+    data
+        ``{d: X}`` or ``{d: (X, labels)}`` (labels are ignored).
+    seed, perplexity
+        As in :func:`tsne`.
+    progress
+        Show progress bars (over datasets and over iterations).
+    **kwargs
+        Other arguments of :func:`tsne` (``n_iter``, ``n_jobs``, ``cache_dir`` ...).
+
+    Returns
+    -------
+    dict of int to numpy.ndarray
+        ``{d: (n, 2) map}``.
+    """
+    if not data:
+        raise ValueError("data is empty: give at least one dataset")
+    arrays = {d: (v[0] if isinstance(v, tuple) else v) for d, v in data.items()}
+    out = {}
+    for d, X in _progress(arrays.items(), total=len(arrays), desc="t-SNE maps",
+                          enabled=progress):
+        out[d] = tsne(X, seed, perplexity, progress=progress, **kwargs)
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -483,6 +563,7 @@ def disco_scores(
     dict of int to numpy.ndarray
         ``{d: scores}``, one score in ``[-1, 1]`` per point.
     """
+    from mnistnd import validity
     from mnistnd.validity import disco_samples
 
     if not data:
@@ -495,7 +576,8 @@ def disco_scores(
     out = {}
     for d, (X, y) in _progress(prepared.items(), total=len(prepared), desc="DISCO",
                                enabled=progress):
-        res = _cached(cache_dir, "disco", [X, y], {"min_points": min_points},
+        res = _cached(cache_dir, "disco", [X, y],
+                      {"min_points": min_points, "code": _code_digest(validity)},
                       lambda X=X, y=y: {"scores": disco_samples(X, y, min_points=min_points)})
         out[d] = res["scores"]
     return out
@@ -637,6 +719,58 @@ def clear_centres(rho, delta, *, top: int = 30, min_ratio: float = DEFAULT_MIN_R
     return int(centre_indices(rho, delta, top=top, min_ratio=min_ratio).size)
 
 
+def clear_centres_on_blobs(
+    n_blobs: Sequence[int] = (1, 2, 3, 4, 5), *, draws: int = 5, n_per_blob: int = 150,
+    percentiles: Sequence[float] = (1.0, 2.0, 5.0), separation: float = 20.0, seed: int = 0,
+    top: int = 30, min_ratio: float = DEFAULT_MIN_RATIO,
+) -> pd.DataFrame:
+    """Check the clear-centre rule on data with a known answer: well-separated Gaussian blobs.
+
+    Blob ``b`` is a standard normal cloud in the plane around one of five centres (the corners
+    of a square of side ``separation`` and its middle); each draw samples all blobs anew.
+
+    Parameters
+    ----------
+    n_blobs
+        Numbers of blobs to try (each between 1 and 5).
+    draws
+        Random data sets per number of blobs.
+    n_per_blob
+        Points per blob.
+    percentiles
+        Density-peak radii to try on every data set.
+    separation
+        Side of the square (in units of the blobs' standard deviation).
+    seed
+        Seed of the draws.
+    top, min_ratio
+        Parameters of :func:`clear_centres`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (blobs, draw, percentile): ``blobs``, ``draw``, ``percentile``, ``found``.
+    """
+    from mnistnd.validity import density_peaks
+
+    blobs = [check_int(f"n_blobs[{i}]", k, minimum=1, maximum=5) for i, k in enumerate(n_blobs)]
+    draws = check_int("draws", draws, minimum=1)
+    n_per_blob = check_int("n_per_blob", n_per_blob, minimum=2)
+    percentiles = _check_percentiles(percentiles)
+    separation = check_float("separation", separation, minimum=0.0, open_low=True)
+    rng = np.random.default_rng(check_int("seed", seed, minimum=0))
+    corners = separation * np.array([[0, 0], [1, 0], [0, 1], [1, 1], [0.5, 0.5]])
+    rows = []
+    for k in blobs:
+        for draw in range(draws):
+            X = np.concatenate([c + rng.normal(size=(n_per_blob, 2)) for c in corners[:k]])
+            for p in percentiles:
+                rho, delta, _ = density_peaks(X, p)
+                rows.append({"blobs": k, "draw": draw, "percentile": p,
+                             "found": clear_centres(rho, delta, top=top, min_ratio=min_ratio)})
+    return pd.DataFrame(rows)
+
+
 def _check_percentiles(percentiles) -> list[float]:
     if isinstance(percentiles, (str, bytes)) or not isinstance(percentiles,
                                                                (Sequence, np.ndarray)):
@@ -672,6 +806,7 @@ def density_peaks_sweep(
     dict of (int, float) to tuple of numpy.ndarray
         ``{(d, percentile): (rho, delta, gamma)}``.
     """
+    from mnistnd import validity
     from mnistnd.validity import density_peaks
 
     if not data:
@@ -684,7 +819,8 @@ def density_peaks_sweep(
     tasks = [(d, p) for d in arrays for p in percentiles]
     out = {}
     for d, p in _progress(tasks, total=len(tasks), desc="density peaks", enabled=progress):
-        res = _cached(cache_dir, "dpeaks", [arrays[d]], {"percentile": p},
+        res = _cached(cache_dir, "dpeaks", [arrays[d]],
+                      {"percentile": p, "code": _code_digest(validity)},
                       lambda X=arrays[d], p=p: dict(zip(("rho", "delta", "gamma"),
                                                         density_peaks(X, p), strict=True)))
         out[(d, p)] = (res["rho"], res["delta"], res["gamma"])

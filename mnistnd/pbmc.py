@@ -667,7 +667,8 @@ def tsne(Z, *, perplexity: float = 40.0, seed: int = 0, n_jobs: int = 1,
     n_jobs
         Threads used by openTSNE.
     n_iter
-        Iterations of the main optimisation phase (after 250 early-exaggeration ones).
+        Iterations of the main optimisation phase (after ``min(250, n_iter)``
+        early-exaggeration ones; 500 and 250 are openTSNE's defaults).
 
     Returns
     -------
@@ -681,8 +682,9 @@ def tsne(Z, *, perplexity: float = 40.0, seed: int = 0, n_jobs: int = 1,
     Z = check_matrix("Z", Z, min_samples=4)
     perplexity = check_float("perplexity", perplexity, minimum=0.0, open_low=True)
     perplexity = min(perplexity, (Z.shape[0] - 1) / 3.0)
+    n_iter = check_int("n_iter", n_iter, minimum=1)
     model = TSNE(n_components=2, perplexity=perplexity, random_state=seed, n_jobs=n_jobs,
-                 n_iter=check_int("n_iter", n_iter, minimum=1), verbose=False)
+                 n_iter=n_iter, early_exaggeration_iter=min(250, n_iter), verbose=False)
     return np.asarray(model.fit(Z), dtype=np.float64)
 
 
@@ -752,7 +754,7 @@ def evaluate_embedding(latent, labels, *, seed: int = 0, perplexity: float = 40.
 
 
 def vsc_sparsity(model, X, *, threshold: float = 0.5, batch_size: int = 1024,
-                 seed: int = 0) -> dict[str, float]:
+                 seed: int = 0, return_spikes: bool = False):
     """How sparse the codes of a trained :class:`~mnistnd.models.BetaVSC` are.
 
     Returns
@@ -762,6 +764,8 @@ def vsc_sparsity(model, X, *, threshold: float = 0.5, batch_size: int = 1024,
         dimension pairs with γ > ``threshold``), ``active_dims_mean`` (active dimensions per
         cell), ``zero_fraction`` (share of sampled code entries with |z| < 0.01),
         ``dims_never_active`` (dimensions inactive in every cell).
+    spikes : numpy.ndarray
+        Only with ``return_spikes``: γ of every cell and dimension.
     """
     import torch
 
@@ -784,13 +788,14 @@ def vsc_sparsity(model, X, *, threshold: float = 0.5, batch_size: int = 1024,
     spike = np.concatenate(spikes)
     z = np.concatenate(samples)
     active = spike > threshold
-    return {
+    summary = {
         "mean_spike": float(spike.mean()),
         "active_fraction": float(active.mean()),
         "active_dims_mean": float(active.sum(axis=1).mean()),
         "zero_fraction": float(np.mean(np.abs(z) < 0.01)),
         "dims_never_active": int(np.sum(~active.any(axis=0))),
     }
+    return (summary, spike) if return_spikes else summary
 
 
 def encode(model, X, *, batch_size: int = 1024) -> np.ndarray:
@@ -944,10 +949,12 @@ def run_experiment(
                           "seconds_per_epoch": seconds / epochs,
                           "final_loss": float(history["train_loss"].iloc[-1]),
                           "device": str(history.attrs.get("device", device))})
-        if name == "BetaVSC":
-            sparse_rows.append({"seed": seed, **vsc_sparsity(model, X, seed=seed)})
         embeddings[(name, seed)] = {"latent": latent, **{k: evaluation[k] for k in
                                     ("tsne", "kmeans_tsne", "kmeans_latent")}}
+        if name == "BetaVSC":
+            summary, spikes = vsc_sparsity(model, X, seed=seed, return_spikes=True)
+            sparse_rows.append({"seed": seed, **summary})
+            embeddings[(name, seed)]["spike"] = spikes
         histories[(name, seed)] = history
     return ExperimentResult(
         scores=pd.DataFrame(score_rows), times=pd.DataFrame(time_rows),

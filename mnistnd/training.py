@@ -133,7 +133,9 @@ def _hash_state(model: torch.nn.Module) -> str:
     h = hashlib.sha256()
     for key, value in model.state_dict().items():
         h.update(key.encode())
-        h.update(value.detach().cpu().contiguous().numpy().tobytes())
+        raw = value.detach().cpu().contiguous().reshape(-1)
+        h.update(str((raw.dtype, tuple(value.shape))).encode())
+        h.update(raw.view(torch.uint8).numpy().tobytes())  # any dtype, bf16 included
     return h.hexdigest()
 
 

@@ -26,7 +26,17 @@ import numpy as np
 
 from mnistnd._checks import check_choice, check_float, check_int, check_labels, check_matrix
 
-__all__ = ["dbcv", "dcsi", "density_peaks", "disco", "disco_samples", "s_dbw"]
+__all__ = [
+    "PAPER_TABLE1",
+    "dbcv",
+    "dcsi",
+    "density_peaks",
+    "disco",
+    "disco_samples",
+    "indices_table",
+    "s_dbw",
+    "score_all",
+]
 
 NOISE = -1
 #: Bytes of one block of pairwise distances (float64); bounds the working memory.
@@ -48,13 +58,13 @@ def _blocks(n_rows: int, n_cols: int, block_bytes: int | None = None):
         yield slice(start, min(start + step, n_rows))
 
 
-def _sqdist(A: np.ndarray, B: np.ndarray, sqA: np.ndarray, sqB: np.ndarray) -> np.ndarray:
-    """Squared Euclidean distances between rows of ``A`` and ``B`` (BLAS, clipped at 0)."""
-    D = A @ B.T
-    D *= -2.0
+def _sqdist(A: np.ndarray, B: np.ndarray, sqA: np.ndarray, sqB: np.ndarray, clip: bool = True):
+    """Squared Euclidean distances between rows of ``A`` and ``B`` (BLAS; optionally >= 0)."""
+    D = (-2.0 * A) @ B.T
     D += sqA[:, None]
     D += sqB[None, :]
-    np.maximum(D, 0.0, out=D)
+    if clip:
+        np.maximum(D, 0.0, out=D)
     return D
 
 
@@ -70,19 +80,20 @@ def _mask_upper_from(D: np.ndarray, start: int, value: float) -> None:
     D[:, start : start + r][np.triu_indices(r)] = value
 
 
-def _sqdist_pairs(X, sq, i, j) -> np.ndarray:
-    """Squared distances of row pairs by the expanded formula (cheap, for ordering only)."""
-    out = np.empty(len(i))
-    for start in range(0, len(i), 1 << 16):
-        a, b = i[start : start + (1 << 16)], j[start : start + (1 << 16)]
-        out[start : start + a.size] = sq[a] + sq[b] - 2 * np.einsum("ij,ij->i", X[a], X[b])
-    return out
-
-
 def _exact_dist(X: np.ndarray, i, j) -> np.ndarray:
-    """Euclidean distances between rows ``X[i]`` and ``X[j]`` from differences (no cancellation)."""
-    diff = X[np.asarray(i)] - X[np.asarray(j)]
-    return np.sqrt(np.einsum("...k,...k->...", diff, diff))
+    """Euclidean distances between rows ``X[i]`` and ``X[j]`` from differences (no cancellation).
+
+    ``i`` and ``j`` broadcast; pairs are processed in chunks to bound the temporary memory.
+    """
+    i, j = np.broadcast_arrays(np.asarray(i), np.asarray(j))
+    shape = i.shape
+    i, j = i.ravel(), j.ravel()
+    out = np.empty(i.size)
+    step = max(1, (8 * 2**20) // (8 * max(X.shape[1], 1)))
+    for s in range(0, i.size, step):
+        diff = X[i[s : s + step]] - X[j[s : s + step]]
+        out[s : s + step] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    return out.reshape(shape) if shape else out[0]
 
 
 def _prepare(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -237,13 +248,18 @@ def _component_graph_mst(X, sq, core, comp, max_components: int):
     a, b, w = [], [], []
     for p, q in zip(ca.tolist(), cb.tolist(), strict=True):
         A, B = members[p], members[q]
-        D = np.sqrt(_sqdist(X[A], X[B], sq[A], sq[B]))
-        np.maximum(D, core[A][:, None], out=D)
-        np.maximum(D, core[B][None, :], out=D)
-        i, j = np.unravel_index(np.argmin(D), D.shape)
-        a.append(A[i])
-        b.append(B[j])
-        w.append(max(float(_exact_dist(X, A[i], B[j])), core[A[i]], core[B[j]]))
+        best = (np.inf, -1, -1)
+        for sl in _blocks(A.size, B.size):
+            D = _sqdist(X[A[sl]], X[B], sq[A[sl]], sq[B])
+            np.maximum(D, (core[A[sl]] ** 2)[:, None], out=D)
+            np.maximum(D, (core[B] ** 2)[None, :], out=D)
+            i, j = np.unravel_index(np.argmin(D), D.shape)
+            if D[i, j] < best[0]:
+                best = (D[i, j], A[sl][i], B[j])
+        _, ia, jb = best
+        a.append(ia)
+        b.append(jb)
+        w.append(max(float(_exact_dist(X, ia, jb)), core[ia], core[jb]))
     return np.asarray(a, np.intp), np.asarray(b, np.intp), np.asarray(w)
 
 
@@ -558,6 +574,19 @@ def disco(X, labels, min_points: int = 5) -> float:
 # --------------------------------------------------------------------------------------------
 # DBCV
 # --------------------------------------------------------------------------------------------
+def _int_power(A: np.ndarray, p: int) -> np.ndarray:
+    """Raise ``A`` to a positive integer power by repeated squaring (much faster than pow)."""
+    result = None
+    base = A.copy()
+    while True:
+        if p & 1:
+            result = base.copy() if result is None else result * base
+        p >>= 1
+        if not p:
+            return result
+        base *= base
+
+
 def _all_points_core_distance(Xk, sqk) -> np.ndarray:
     """Moulavi et al.'s apcd within one cluster, computed without overflow.
 
@@ -578,7 +607,7 @@ def _all_points_core_distance(Xk, sqk) -> np.ndarray:
         D[r, nn] = m
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(m[:, None] > 0, m[:, None] / D, 0.0)
-            mean = np.sum(ratio**dim, axis=1) / (n - 1)
+            mean = np.sum(_int_power(ratio, dim), axis=1) / (n - 1)
             out[sl] = np.where(m > 0, m * mean ** (-1.0 / dim), 0.0)
     return out
 
@@ -608,6 +637,14 @@ def dbcv(X, labels) -> float:
     smallest mutual-reachability distance between their internal nodes. Cluster validity
     ``V = (min DSPC - DSC) / max(min DSPC, DSC)`` (0 when both are 0), and
     ``DBCV = sum_c |c| / n * V_c`` with ``n`` counting noise points, so noise lowers the score.
+
+    Mutual-reachability weights tie often, so a cluster's MST (and its internal nodes) is not
+    unique; ties are ordered by Euclidean edge length, which makes the result independent of
+    the order of the points (hdbscan's ``validity_index`` keeps the tree its Prim's algorithm
+    meets first and changes when the points are reordered). Clusters of two or three points
+    follow the authors' MATLAB fallback (all nodes / all edges). ``apcd`` is computed in a
+    scaled form that cannot overflow (hdbscan's ``(1/d)^D`` does for small distances in
+    64 dimensions); a duplicated point has ``apcd = 0``.
 
     Parameters
     ----------
@@ -715,21 +752,27 @@ def dcsi(X, labels, min_pts: int = 5) -> float:
     cores, conn = [], np.empty(ids.size)
     for c, cid in enumerate(ids):
         idx = np.flatnonzero(labels == cid)
-        eps = np.median(_kth_neighbor_dist(Xc[idx], sq[idx], 2 * min_pts, exclude_self=True))
-        kd = _kth_neighbor_dist(Xc[idx], sq[idx], min_pts, exclude_self=True)
-        core_idx = idx[kd <= eps]
+        knn_d = _knn(Xc[idx], sq[idx], 2 * min_pts)[1]
+        eps = np.median(knn_d[:, 2 * min_pts - 1])
+        core_idx = idx[knn_d[:, min_pts - 1] <= eps]
         _, _, w = _prim_mst(Xc[core_idx], sq[core_idx])
         conn[c] = w.max() if w.size else 0.0
         cores.append(core_idx)
+    # separation: smallest distance between core points of two clusters, one blocked pass over
+    # the core points of later clusters, reduced per cluster
     sep = np.full((ids.size, ids.size), np.inf)
-    for c in range(ids.size):
-        for o in range(c + 1, ids.size):
-            rows, cols = cores[c], cores[o]
-            for sl in _blocks(rows.size, cols.size):
-                r = rows[sl]
-                D = _sqdist(Xc[r], Xc[cols], sq[r], sq[cols])
-                i, j = np.unravel_index(np.argmin(D), D.shape)
-                sep[c, o] = min(sep[c, o], float(_exact_dist(Xc, r[i], cols[j])))
+    for c in range(ids.size - 1):
+        rows = cores[c]
+        cols = np.concatenate(cores[c + 1 :])
+        bounds = np.cumsum([0] + [v.size for v in cores[c + 1 :]])
+        for sl in _blocks(rows.size, cols.size):
+            r = rows[sl]
+            D = _sqdist(Xc[r], Xc[cols], sq[r], sq[cols])
+            for o in range(bounds.size - 1):
+                a, b = bounds[o], bounds[o + 1]
+                i, j = np.unravel_index(np.argmin(D[:, a:b]), (r.size, b - a))
+                val = float(_exact_dist(Xc, r[i], cols[a + j]))
+                sep[c, c + 1 + o] = min(sep[c, c + 1 + o], val)
     vals = []
     for c in range(ids.size):
         for o in range(c + 1, ids.size):
@@ -871,7 +914,7 @@ def _collect_pairs(U, sqU, counts, lo: float, hi: float, cap: float):
     """
     m = U.shape[0]
     ones = bool(np.all(counts == 1))
-    below, ci, cj, cw, inside = 0.0, [], [], [], 0
+    below, ci, cj, cw, cv, inside = 0.0, [], [], [], [], 0
     for sl in _blocks(m, m):
         D = _sqdist(U[sl], U[sl.start :], sqU[sl], sqU[sl.start :])
         _mask_lower(D, np.inf)  # each pair once (j > i)
@@ -880,6 +923,7 @@ def _collect_pairs(U, sqU, counts, lo: float, hi: float, cap: float):
         else:
             below += float((counts[sl][:, None] * counts[None, sl.start :])[D < lo].sum())
         ii, jj = np.nonzero((D >= lo) & (D <= hi))
+        cv.append(D[ii, jj])
         jj = jj + sl.start
         inside += ii.size
         if inside > cap:
@@ -887,7 +931,8 @@ def _collect_pairs(U, sqU, counts, lo: float, hi: float, cap: float):
         ci.append(ii + sl.start)
         cj.append(jj)
         cw.append(counts[ii + sl.start] * counts[jj])
-    return float(below), np.concatenate(ci), np.concatenate(cj), np.concatenate(cw)
+    cat = np.concatenate
+    return float(below), cat(ci), cat(cj), cat(cw), cat(cv)
 
 
 def _histogram_bracket(U, sqU, counts, targets, cap: float):
@@ -941,18 +986,26 @@ def _pairwise_percentile(U, sqU, counts, percentile: float, Uraw) -> float:
         distinct_total = total - zeros
         cap = 4_000_000
         # bracket from a sample of rows (rows are the sampling units: conservative margin)
-        S = np.unique(np.linspace(0, m - 1, min(m, 256)).astype(np.intp))
+        S = np.unique(np.linspace(0, m - 1, min(m, 512)).astype(np.intp))
         Ds = _sqdist(U[S], U, sqU[S], sqU)
-        Ws = counts[S][:, None] * counts[None, :]
         Ds[np.arange(S.size), S] = np.inf
-        Ws[np.arange(S.size), S] = 0.0
-        o = np.argsort(Ds, axis=None)
-        vs, cs = Ds.ravel()[o], np.cumsum(Ws.ravel()[o])
-        cs /= cs[-1]
         f = np.array(targets) / distinct_total
-        delta = 6 * np.sqrt(f * (1 - f) / (20 * S.size)) + 2e-4
-        lo = vs[min(int(np.searchsorted(cs, max(f.min() - delta.max(), 0.0))), vs.size - 1)]
-        hi = vs[min(int(np.searchsorted(cs, min(f.max() + delta.max(), 1.0))), vs.size - 1)]
+        delta = 6 * np.sqrt(f * (1 - f) / (40 * S.size)) + 2e-4
+        f_lo, f_hi = max(f.min() - delta.max(), 0.0), min(f.max() + delta.max(), 1.0)
+        if np.all(counts == 1):
+            flat = Ds.ravel()
+            n_s = flat.size - S.size  # the inf self-distances sort last
+            k_lo, k_hi = int(f_lo * (n_s - 1)), int(np.ceil(f_hi * (n_s - 1)))
+            part = np.partition(flat, [k_lo, k_hi])
+            lo, hi = part[k_lo], part[k_hi]
+        else:
+            Ws = counts[S][:, None] * counts[None, :]
+            Ws[np.arange(S.size), S] = 0.0
+            o = np.argsort(Ds, axis=None)
+            vs, cs = Ds.ravel()[o], np.cumsum(Ws.ravel()[o])
+            cs /= cs[-1]
+            lo = vs[min(int(np.searchsorted(cs, f_lo)), vs.size - 1)]
+            hi = vs[min(int(np.searchsorted(cs, f_hi)), vs.size - 1)]
         if f.min() - delta.max() <= 0:
             lo = 0.0
         if f.max() + delta.max() >= 1 or not np.isfinite(hi):
@@ -962,7 +1015,7 @@ def _pairwise_percentile(U, sqU, counts, percentile: float, Uraw) -> float:
             # widen by a relative 1e-9 so rounding of the BLAS distances cannot drop a pair
             got = _collect_pairs(U, sqU, counts, lo * (1 - 1e-9), hi * (1 + 1e-9) + 1e-300, cap)
             if got is not None:
-                below, ci, cj, cw = got
+                below, ci, cj, cw, d2 = got
                 if below <= min(targets) and max(targets) < below + cw.sum():
                     res = got
                     break
@@ -970,10 +1023,9 @@ def _pairwise_percentile(U, sqU, counts, percentile: float, Uraw) -> float:
                 lo, hi = _histogram_bracket(U, sqU, counts, targets, cap)
         if res is None:
             raise RuntimeError("internal: could not bracket the distance percentile")
-        below, ci, cj, cw = res
+        below, ci, cj, cw, d2 = res
         # order on the BLAS values; only a window of near-ties around each target needs the
         # exact distances (values outside it differ by far more than the rounding error)
-        d2 = np.maximum(_sqdist_pairs(U, sqU, ci, cj), 0.0)
         order = np.argsort(d2, kind="stable")
         d2, ci, cj, cw = d2[order], ci[order], cj[order], cw[order]
         cum = below + np.cumsum(cw)
@@ -1034,7 +1086,7 @@ def density_peaks(X, percentile: float = 2.0) -> tuple[np.ndarray, np.ndarray, n
     rho_u = counts - 1.0  # the other copies of the point itself, at distance 0
     inv_dc2 = -1.0 / dc**2
     for sl in _blocks(m, m):
-        D = _sqdist(U[sl], U[sl.start :], sqU[sl], sqU[sl.start :])
+        D = _sqdist(U[sl], U[sl.start :], sqU[sl], sqU[sl.start :], clip=False)
         D *= inv_dc2
         np.exp(D, out=D)
         _mask_lower(D, 0.0)
@@ -1056,7 +1108,7 @@ def density_peaks(X, percentile: float = 2.0) -> tuple[np.ndarray, np.ndarray, n
     Us, sqs = U[perm], sqU[perm]
     near_j = np.full(m, -1, np.int64)
     for sl in _blocks(m, m):
-        D = _sqdist(Us[sl], Us[: sl.stop], sqs[sl], sqs[: sl.stop])
+        D = _sqdist(Us[sl], Us[: sl.stop], sqs[sl], sqs[: sl.stop], clip=False)
         _mask_upper_from(D, sl.start, np.inf)
         near_j[sl] = np.argmin(D, axis=1)
     near_j[0] = -1
@@ -1070,3 +1122,89 @@ def density_peaks(X, percentile: float = 2.0) -> tuple[np.ndarray, np.ndarray, n
     delta = np.zeros(n)
     delta[is_first] = near_u[inverse[is_first]]
     return rho, delta, rho * delta
+
+
+# --------------------------------------------------------------------------------------------
+# Table 1 of the MNIST-Nd paper
+# --------------------------------------------------------------------------------------------
+#: Table 1 of MNIST-Nd (App. D): index -> {latent dimension: value}.
+PAPER_TABLE1 = {
+    "DISCO": {2: -0.05, 4: -0.10, 8: -0.02, 16: -0.01, 32: -0.02, 64: -0.02},
+    "DBCV": {2: -1.0, 4: -0.92, 8: -0.77, 16: -0.65, 32: -0.63, 64: -0.56},
+    "DCSI": {2: 0.16, 4: 0.35, 8: 0.48, 16: 0.46, 32: 0.46, 64: 0.44},
+    "S_Dbw": {2: 0.87, 4: 0.78, 8: 0.68, 16: 0.81, 32: 0.86, 64: 0.88},
+}
+
+
+def score_all(X, labels, min_points: int = 5) -> dict:
+    """All four indices of Table 1 (plus the 2001 form of S_Dbw) for one labelled dataset.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Data.
+    labels : array-like of shape (n_samples,)
+        Cluster labels.
+    min_points : int, default 5
+        ``min_points`` of DISCO and ``min_pts`` of DCSI.
+
+    Returns
+    -------
+    dict
+        ``DISCO``, ``DBCV``, ``DCSI``, ``S_Dbw`` (the package default, as in the paper) and
+        ``S_Dbw (2001)`` (Halkidi & Vazirgiannis literally); an index that is undefined for the
+        data is ``None`` and its reason is under ``"<name> note"``.
+    """
+    out = {}
+    calls = {
+        "DISCO": lambda: disco(X, labels, min_points=min_points),
+        "DBCV": lambda: dbcv(X, labels),
+        "DCSI": lambda: dcsi(X, labels, min_pts=min_points),
+        "S_Dbw": lambda: s_dbw(X, labels),
+        "S_Dbw (2001)": lambda: s_dbw(
+            X, labels, method="halkidi", dispersion="variance", centers="mean"
+        ),
+    }
+    for name, call in calls.items():
+        try:
+            out[name] = call()
+        except ValueError as err:  # undefined for these data: say why, never a silent NaN
+            out[name] = None
+            out[f"{name} note"] = str(err)
+    return out
+
+
+def indices_table(datasets, min_points: int = 5):
+    """Table 1: every index for every dataset, beside the paper's values.
+
+    Parameters
+    ----------
+    datasets : mapping of int to (X, labels)
+        ``{d: (X, digits)}``, e.g. from :func:`mnistnd.embedding.subsample`.
+    min_points : int, default 5
+        Passed to :func:`score_all`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per latent dimension ``d``: ``n_points``, our value of each index, the paper's
+        value (``<index> paper``), seconds taken, and notes for undefined indices.
+    """
+    import time
+
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    rows = []
+    for d, (X, labels) in tqdm(list(datasets.items()), desc="validity indices"):
+        t0 = time.perf_counter()
+        scores = score_all(X, labels, min_points=min_points)
+        row = {"d": int(d), "n_points": int(np.asarray(X).shape[0])}
+        for name in PAPER_TABLE1:
+            row[name] = scores[name]
+            row[f"{name} paper"] = PAPER_TABLE1[name].get(int(d))
+        row["S_Dbw (2001)"] = scores["S_Dbw (2001)"]
+        row["notes"] = "; ".join(f"{k[:-5]}: {v}" for k, v in scores.items() if k.endswith("note"))
+        row["seconds"] = time.perf_counter() - t0
+        rows.append(row)
+    return pd.DataFrame(rows)

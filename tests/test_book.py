@@ -193,3 +193,12 @@ def test_data_chapter_shows_its_source(book):
     html = (book.html / "notebooks" / "data.html").read_text(encoding="utf-8")
     assert f"{BANNER_TITLE}: mnist ({expected})" in html
     assert re.search(r"[0-9a-f]{64}", html), "no sha256 checksum shown"
+
+
+def test_intro_map_links_every_chapter_of_the_toc():
+    intro = (ROOT / "book" / "intro.md").read_text(encoding="utf-8")
+    linked = {("book/" + t if "/" not in t else t.removeprefix("../"))
+              for t in re.findall(r"\{doc\}`([^`<]+)`", intro)}
+    assert linked <= set(ENTRIES), f"intro links pages not in _toc.yml: {linked - set(ENTRIES)}"
+    missing = [e for e in ENTRIES if e.startswith("notebooks/") and e not in linked]
+    assert not missing, f"book/intro.md's map does not link {missing}: turn their lines into links"

@@ -250,6 +250,14 @@ def test_params_lists_declared_parameters(capsys):
     assert "n_per_digit" in out and "int" in out and "smoke" in out
 
 
+def test_chapter_can_be_named_without_path(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # the book root is found through the installed package
+    assert main(["params", "data"]) == 0
+    assert "n_per_digit" in capsys.readouterr().out
+    assert main(["params", "no_such_chapter"]) == 2
+    assert "no_such_chapter" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------- execution (starts a kernel)
 
 
@@ -378,3 +386,29 @@ def test_bad_timeout_is_refused(chapters, capsys):
     nb = write_chapter(chapters, "tiny", ECHO)
     assert main(["run", str(nb), "--timeout", "0"]) == 2
     assert "--timeout must be > 0" in capsys.readouterr().err
+
+
+def test_export_calls_datasets_export(tmp_path, monkeypatch, capsys):
+    datasets = pytest.importorskip("mnistnd.datasets")
+    calls = []
+
+    def fake_export(artifacts_dir=None, out_dir=None):
+        calls.append((Path(artifacts_dir), Path(out_dir)))
+        return [Path(out_dir) / "mnist_2d.h5ad"]
+
+    monkeypatch.setattr(datasets, "export", fake_export)
+    (tmp_path / "r" / "paper").mkdir(parents=True)
+    code = main(["export", "--profile", "paper", "--artifacts-dir", str(tmp_path / "r"),
+                 "--out", str(tmp_path / "out")])
+    assert code == 0
+    assert calls == [((tmp_path / "r" / "paper").resolve(), tmp_path / "out")]
+    assert "mnist_2d.h5ad" in capsys.readouterr().out
+
+
+def test_export_refuses_file_as_output(tmp_path, capsys):
+    (tmp_path / "r" / "quick").mkdir(parents=True)
+    blocker = tmp_path / "out"
+    blocker.write_text("a file")
+    code = main(["export", "--artifacts-dir", str(tmp_path / "r"), "--out", str(blocker)])
+    assert code == 2
+    assert "--out" in capsys.readouterr().err

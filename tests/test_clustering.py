@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import joblib
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.datasets import make_blobs
+from threadpoolctl import threadpool_info
 
 from mnistnd import clustering, metrics
+from mnistnd._parallel import run_tasks
 from mnistnd.clustering import benchmark, cluster
 
 FAST = ["kmeans", "gmm", "tmm", "hdbscan", "agglomerative"]
@@ -183,3 +186,115 @@ def test_benchmark_bad_input_before_work(tmp_path):
     with pytest.raises(ValueError, match="experiments"):
         benchmark(data, methods=["kmeans"], experiments=["truth", "robustness"], **kw)
     assert not any(tmp_path.rglob("*.csv"))  # nothing written
+
+
+def _fake_table(leiden_high=0.8, others_high=0.5, n_seeds=6):
+    """A benchmark-shaped table where Leiden keeps its score with d and the others decay."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for dim in (2, 64):
+        for i, m in enumerate(("kmeans", "gmm", "tmm", "leiden")):
+            # distinct levels per method (no ties), so every score ranks the methods alike
+            base = 0.8 + 0.03 * i if dim == 2 else (leiden_high if m == "leiden" else others_high)
+            base += 0.0 if dim == 2 or m in ("leiden", "tmm") else 0.03 * i
+            if m == "tmm" and dim == 64:
+                base += 0.1  # TMM decays less than k-means and GMM
+            for s in range(n_seeds):
+                for metric in metrics.SCORES:
+                    v = base + 0.002 * rng.standard_normal()
+                    rows.append((dim, m, s, "truth", metric, v, 10, 0.1, ""))
+                rows.append((dim, m, s, "stability", "ARI", base, 10, np.nan, f"{s}-x"))
+                for pair in ("0-1", "0-2", "1-2"):
+                    b = base - (0.05 if (m == "leiden" and dim == 64) else 0.0)
+                    rows.append((dim, m, s, "bootstrap", "ARI", b, 10, 0.1, pair))
+    return pd.DataFrame(rows, columns=list(clustering.COLUMNS))
+
+
+def test_summarize_and_bootstrap_ci():
+    table = _fake_table()
+    s = clustering.summarize(table, "truth", "ARI")
+    assert len(s) == 8 and (s.n == 6).all()
+    leiden64 = s[(s.dim == 64) & (s.method == "leiden")]["mean"].item()
+    assert leiden64 == pytest.approx(0.8, abs=0.02)
+    ci = clustering.bootstrap_ci(table, "truth", "ARI", n_boot=500)
+    assert ((ci["low"] <= ci["mean"]) & (ci["mean"] <= ci["high"])).all()
+    assert ((ci["high"] - ci["low"]) < 0.05).all()
+    with pytest.raises(ValueError, match="no rows"):
+        clustering.summarize(table, "truth", "ACC")
+
+
+def test_paired_tests_detect_a_real_difference():
+    table = _fake_table()
+    out = clustering.paired_tests(table, "leiden", "truth", "ARI")
+    at64 = out[out.dim == 64].set_index("method")
+    assert (at64.mean_diff > 0.2).all() and (at64.wins == 6).all()
+    assert (at64.p_ttest < 1e-3).all()
+    assert np.allclose(at64.p_wilcoxon, 2 / 2**6)  # exact test, all 6 pairs agree
+    at2 = out[out.dim == 2]
+    assert (at2.p_holm > 0.05).all()  # no real difference at d = 2
+    assert (out.p_holm >= out.p_wilcoxon).all()
+    with pytest.raises(ValueError, match="reference='spectral'"):
+        clustering.paired_tests(table, "spectral")
+
+
+def test_paper_claims_follow_the_numbers():
+    good = clustering.paper_claims(_fake_table())
+    assert good.agrees.tolist() == [True, True, True, True, True, True]
+    # Leiden decays as much as the others: the Fig 3A/3B/"outperforms" claims must fail
+    bad = clustering.paper_claims(_fake_table(leiden_high=0.4))
+    by_claim = dict(zip(bad.claim, bad.agrees, strict=True))
+    assert by_claim[good.claim[0]] is False and by_claim[good.claim[4]] is False
+    only_truth = clustering.paper_claims(_fake_table().query("experiment == 'truth'"))
+    assert only_truth.agrees.isna().sum() == 3  # stability and bootstrap claims not testable
+
+
+def test_benchmark_accepts_anndata(tmp_path):
+    ad = pytest.importorskip("anndata")
+    X, y = make_blobs(150, n_features=3, centers=3, cluster_std=0.4, random_state=0)
+    a = ad.AnnData(X.astype(np.float32))
+    a.obs["digit"] = pd.Categorical(y.astype(str))
+    table = benchmark(
+        {3: a},
+        methods=["kmeans"],
+        seeds=[0, 1],
+        n_clusters=3,
+        artifacts_dir=tmp_path,
+        progress=False,
+    )
+    assert table[(table.experiment == "truth") & (table.metric == "ARI")].value.min() > 0.95
+    del a.obs["digit"]
+    with pytest.raises(ValueError, match="no obs\\['digit'\\]"):
+        benchmark({3: a}, methods=["kmeans"], seeds=[0, 1], artifacts_dir=tmp_path)
+
+
+# --------------------------------------------------------------------------- mnistnd._parallel
+
+
+def _blas_threads(x):
+    return x, max((p["num_threads"] for p in threadpool_info()), default=1)
+
+
+def _pow(a, b, *, offset=0):
+    return a**b + offset
+
+
+def test_run_tasks_order_kwargs_and_single_thread():
+    assert run_tasks(_pow, [(2, 3), (3, 2)], kwargs={"offset": 1}, progress=False) == [9, 10]
+    out = run_tasks(_blas_threads, [1, 2, 3], n_jobs=1, progress=False)
+    assert [x for x, _ in out] == [1, 2, 3]
+    assert all(n == 1 for _, n in out)  # BLAS limited to one thread inside tasks
+
+
+def test_run_tasks_uses_caller_backend():
+    with joblib.parallel_config(backend="threading"):
+        out = run_tasks(_blas_threads, list(range(4)), n_jobs=2, progress=False)
+    assert [x for x, _ in out] == [0, 1, 2, 3]
+
+
+def test_run_tasks_bad_input():
+    with pytest.raises(ValueError, match="n_jobs"):
+        run_tasks(_pow, [(1, 1)], n_jobs=0)
+    with pytest.raises(TypeError, match="func must be callable"):
+        run_tasks(3, [(1, 1)])
+    with pytest.raises(TypeError, match="tasks"):
+        run_tasks(_pow, 5)

@@ -130,7 +130,6 @@ def test_export_writes_files_and_manifest(built, tmp_path):
         ({"batch_size": 0}, ValueError, "batch_size"),
         ({"epochs": 0}, ValueError, "epochs"),
         ({"source": "web"}, ValueError, "source"),
-        ({"n_train": 10_000}, ValueError, "n_train"),
     ],
 )
 def test_bad_arguments(tmp_path, kwargs, error, match):
@@ -138,6 +137,14 @@ def test_bad_arguments(tmp_path, kwargs, error, match):
     with pytest.raises(error, match=match):
         datasets.build(**args)
     assert not list(tmp_path.rglob("*.h5ad"))
+
+
+def test_subset_larger_than_data_means_all(tmp_path):
+    data = _synthetic(n_train=60, n_test=20)
+    with pytest.warns(UserWarning, match="n_train=500 exceeds the 60 training images"):
+        table = datasets.build([2], artifacts_dir=tmp_path, data=data, n_train=500, n_test=20,
+                               **{**KW, "epochs": 1})
+    assert table["n_train"].tolist() == [60] and table["n_test"].tolist() == [20]
 
 
 def test_bad_pixels(tmp_path):

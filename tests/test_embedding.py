@@ -64,7 +64,7 @@ def test_forest_table_and_summary(tmp_path):
 
 
 # ------------------------------------------------------------------ t-SNE
-_FAST = {"n_iter": 30, "early_exaggeration_iter": 20, "progress": False}
+_FAST = {"n_iter": 30, "early_exaggeration_iter": 20, "gradients": "bh", "progress": False}
 
 
 def test_tsne_cache_hit_and_miss(tmp_path, monkeypatch):
@@ -86,6 +86,8 @@ def test_tsne_cache_hit_and_miss(tmp_path, monkeypatch):
         emb.tsne(X, seed=0, perplexity=12, cache_dir=tmp_path, **_FAST)
     with pytest.raises(AssertionError, match="cache miss"):  # other seed
         emb.tsne(X, seed=1, perplexity=10, cache_dir=tmp_path, **_FAST)
+    with pytest.raises(AssertionError, match="cache miss"):  # other gradient method
+        emb.tsne(X, seed=0, perplexity=10, cache_dir=tmp_path, **{**_FAST, "gradients": "fft"})
     X2 = X.copy()
     X2[0, 0] += 1e-6
     with pytest.raises(AssertionError, match="cache miss"):  # other data
@@ -94,8 +96,9 @@ def test_tsne_cache_hit_and_miss(tmp_path, monkeypatch):
 
 def test_tsne_is_seeded_and_separates_blobs():
     X, y = _blobs(2, n=60, dim=5)
-    a = emb.tsne(X, seed=3, perplexity=10, **_FAST)
-    b = emb.tsne(X, seed=3, perplexity=10, **_FAST)
+    fft = {**_FAST, "gradients": "fft"}  # the default path
+    a = emb.tsne(X, seed=3, perplexity=10, **fft)
+    b = emb.tsne(X, seed=3, perplexity=10, **fft)
     np.testing.assert_allclose(a, b)
     centroid_gap = np.linalg.norm(a[y == 0].mean(0) - a[y == 1].mean(0))
     spread = max(a[y == k].std(0).max() for k in (0, 1))
@@ -110,6 +113,8 @@ def test_tsne_bad_inputs():
         emb.tsne(X, perplexity=0, progress=False)
     with pytest.raises(ValueError, match="neighbors"):
         emb.tsne(X, perplexity=5, neighbors="kd", progress=False)
+    with pytest.raises(ValueError, match="gradients"):
+        emb.tsne(X, perplexity=5, gradients="exact", progress=False)
     with pytest.raises(ValueError, match="NaN"):
         emb.tsne(np.full((50, 2), np.nan), perplexity=5, progress=False)
 
@@ -125,6 +130,15 @@ def test_clear_centres_count_blobs(k, percentile):
     assert emb.clear_centres(rho, delta) == k
     idx = emb.centre_indices(rho, delta)
     assert sorted(y[idx]) == list(range(k))  # one centre in each blob
+
+
+def test_clear_centres_on_blobs_finds_the_blobs():
+    toy = emb.clear_centres_on_blobs((2, 3), draws=2, n_per_blob=80, percentiles=(2.0,), seed=1)
+    assert list(toy.columns) == ["blobs", "draw", "percentile", "found"]
+    assert len(toy) == 4
+    assert (toy["found"] == toy["blobs"]).all()
+    with pytest.raises(ValueError, match="n_blobs"):
+        emb.clear_centres_on_blobs((6,))
 
 
 def test_clear_centres_hand_made_gammas():

@@ -517,3 +517,21 @@ def test_disco_agrees_with_authors_reference(data):
     np.testing.assert_allclose(V.disco_samples(X, y), ref.disco_samples(X, y), atol=TOL)
     y1 = np.where(y == -1, -1, 0)
     assert V.disco(X, y1) == pytest.approx(ref.disco_score(X, y1), abs=TOL)
+
+
+def test_dbcv_dcsi_with_duplicates(data):
+    # duplicated points: apcd = 0 (limit of the definition), zero-length MST edges
+    X, y = data
+    X = np.concatenate([X, X[:6], X[40:43]])
+    y = np.concatenate([y, y[:6], y[40:43]])
+    assert V.dbcv(X, y) == pytest.approx(bf_dbcv(X, y), abs=TOL)
+    assert V.dcsi(X, y) == pytest.approx(bf_dcsi(X, y), abs=TOL)
+
+
+def test_score_all_reports_undefined_indices():
+    X, y = blobs(n_per=30, centers=((0,) * 2, (3,) * 2), dim=64, seed=2)
+    out = V.score_all(X, y)
+    assert out["S_Dbw (2001)"] is None and "zero density" in out["S_Dbw (2001) note"]
+    assert all(np.isfinite(out[k]) for k in ("DISCO", "DBCV", "DCSI", "S_Dbw"))
+    table = V.indices_table({2: blobs(n_per=20, seed=1)})
+    assert table.loc[0, "DBCV paper"] == -1.0 and table.loc[0, "n_points"] == 60

@@ -116,10 +116,19 @@ def metric_panels(table: pd.DataFrame, metrics=("FMI", "homogeneity", "completen
 
 
 def cluster_counts(table: pd.DataFrame, methods=None, *, expected: int | None = 10):
-    """Plot the clusters found (mean ± sd over seeds) per dimension, e.g. by Leiden."""
+    """Plot the clusters found (mean ± sd over seeds) per dimension.
+
+    ``methods=None`` shows the methods that choose the number of clusters (Leiden, HDBSCAN).
+    """
+    from mnistnd.clustering import METHODS
+
     sub = table[(table["experiment"] == "truth") & (table["metric"] == "ARI")]
-    methods = list(dict.fromkeys(sub["method"])) if methods is None else list(methods)
-    style = _method_style(methods)
+    everything = list(dict.fromkeys(sub["method"]))
+    style = _method_style(everything)
+    if methods is None:  # by default the methods that choose the number of clusters themselves
+        methods = [m for m in everything if m in METHODS and not METHODS[m].uses_n_clusters]
+        methods = methods or everything
+    methods = list(methods)
     fig, ax = plt.subplots(figsize=(5.0, 3.4))
     for m in methods:
         s = sub[sub["method"] == m].groupby("dim")["n_clusters_found"].agg(["mean", "std"])

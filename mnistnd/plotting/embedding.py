@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import NullFormatter
 
 from mnistnd.plotting import DIGIT_COLORS
 
@@ -80,7 +81,7 @@ def _tsne_axes(ax, d):
 
 
 def tsne_by_digit(maps: Mapping[int, np.ndarray], digits: Mapping[int, np.ndarray],
-                  ncols: int = 3, point_size: float = 1.0):
+                  ncols: int = 3, point_size: float | None = None):
     """Fig. 1E: t-SNE map of each dataset, points coloured by their digit.
 
     Parameters
@@ -92,14 +93,15 @@ def tsne_by_digit(maps: Mapping[int, np.ndarray], digits: Mapping[int, np.ndarra
     ncols
         Panels per row.
     point_size
-        Marker area.
+        Marker area (default: smaller for more points).
     """
     dims = list(maps)
     fig, axes = _panels(len(dims), ncols, size=(3.0, 3.0))
     for ax, d in zip(axes.flat, dims, strict=False):
         Y, y = np.asarray(maps[d]), np.asarray(digits[d])
         colours = np.asarray(DIGIT_COLORS)[np.mod(y, len(DIGIT_COLORS))]
-        ax.scatter(Y[:, 0], Y[:, 1], c=colours, s=point_size, linewidths=0, rasterized=True)
+        size = _auto_size(len(y)) if point_size is None else point_size
+        ax.scatter(Y[:, 0], Y[:, 1], c=colours, s=size, linewidths=0, rasterized=True)
         _tsne_axes(ax, d)
     handles = [plt.Line2D([], [], ls="", marker="o", color=DIGIT_COLORS[k], label=str(k))
                for k in range(10)]
@@ -108,8 +110,12 @@ def tsne_by_digit(maps: Mapping[int, np.ndarray], digits: Mapping[int, np.ndarra
     return fig
 
 
+def _auto_size(n: int) -> float:
+    return float(np.clip(3000.0 / max(n, 1), 0.5, 8.0))
+
+
 def tsne_by_disco(maps: Mapping[int, np.ndarray], scores: Mapping[int, np.ndarray],
-                  ncols: int = 3, point_size: float = 1.0):
+                  ncols: int = 3, point_size: float | None = None, vlim: float | None = None):
     """Fig. 2A: t-SNE maps coloured by each point's DISCO score (blue good, red bad).
 
     Parameters
@@ -121,16 +127,24 @@ def tsne_by_disco(maps: Mapping[int, np.ndarray], scores: Mapping[int, np.ndarra
     ncols
         Panels per row.
     point_size
-        Marker area.
+        Marker area (default: smaller for more points).
+    vlim
+        The colour scale runs from ``-vlim`` to ``vlim`` (0 in the middle, yellow). Default: the
+        98th percentile of ``|score|`` over all maps, so that small differences around 0 stay
+        visible; ``1`` gives the full range of the score.
     """
     dims = list(maps)
+    if vlim is None:
+        allabs = np.abs(np.concatenate([np.asarray(scores[d], float) for d in dims]))
+        vlim = float(max(np.quantile(allabs, 0.98), 1e-3))
     fig, axes = _panels(len(dims), ncols, size=(3.0, 3.0))
     sc = None
     for ax, d in zip(axes.flat, dims, strict=False):
         Y, s = np.asarray(maps[d]), np.asarray(scores[d])
-        order = np.argsort(-np.abs(s))  # strong scores underneath, near-zero points on top
-        sc = ax.scatter(Y[order, 0], Y[order, 1], c=s[order], cmap="RdBu", vmin=-1, vmax=1,
-                        s=point_size, linewidths=0, rasterized=True)
+        size = _auto_size(len(s)) if point_size is None else point_size
+        order = np.argsort(np.abs(s))  # strong scores drawn last, on top
+        sc = ax.scatter(Y[order, 0], Y[order, 1], c=s[order], cmap="RdYlBu", vmin=-vlim,
+                        vmax=vlim, s=size, linewidths=0, rasterized=True)
         _tsne_axes(ax, d)
     fig.tight_layout(rect=(0, 0, 0.9, 1))
     cax = fig.add_axes((0.92, 0.15, 0.015, 0.7))
@@ -210,14 +224,14 @@ def decision_graphs(sweep: Mapping, dims: Sequence[int] | None = None,
             rho, delta, _ = sweep[(d, p)]
             ax.scatter(rho, delta, s=point_size, color="0.35", linewidths=0, rasterized=True)
             c = centre_indices(rho, delta, top=top, min_ratio=min_ratio)
-            ax.scatter(rho[c], delta[c], s=18, color="C3", zorder=3,
-                       label="clear centre" if (i, j) == (0, 0) else None)
+            ax.scatter(rho[c], delta[c], s=18, color="C3", zorder=3)
             ax.set_title(f"d = {d}, p = {p:g}% ({c.size})", fontsize=9)
             ax.set_xlabel("ρ (local density)", fontsize=8)
             ax.set_ylabel("δ (dist. to denser)", fontsize=8)
             ax.tick_params(labelsize=7)
-    fig.legend(loc="upper right", frameon=False)
-    fig.tight_layout()
+    proxy = plt.Line2D([], [], ls="", marker="o", color="C3", label="clear centre (gap rule)")
+    fig.legend(handles=[proxy], loc="lower center", frameon=False)
+    fig.tight_layout(rect=(0, 0.05 if len(percentiles) < 3 else 0.025, 1, 1))
     return fig
 
 
@@ -255,9 +269,10 @@ def top_gammas(sweep: Mapping, dims: Sequence[int] | None = None,
             if k:
                 ax.axvline(k + 0.5, color="C3", ls=":", lw=1)
             ax.set_yscale("log")
+            ax.yaxis.set_minor_formatter(NullFormatter())
             ax.set_title(f"d = {d}, p = {p:g}% ({k})", fontsize=9)
             ax.set_xlabel("rank", fontsize=8)
             ax.set_ylabel("γ = ρ·δ", fontsize=8)
-            ax.tick_params(labelsize=7)
+            ax.tick_params(which="both", labelsize=7)
     fig.tight_layout()
     return fig

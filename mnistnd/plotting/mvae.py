@@ -98,7 +98,7 @@ def loss_components(histories: Mapping[int, pd.DataFrame], split: str = "val"):
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
     axes[1].set_yscale("log")
-    axes[0].legend(title="latent dim", ncol=2)
+    axes[2].legend(title="latent dim", ncol=2, loc="center right")
     for ax, letter in zip(axes, "ABC", strict=True):
         ax.set_title(letter, loc="left", fontweight="bold")
     fig.tight_layout()
