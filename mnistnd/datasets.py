@@ -212,7 +212,7 @@ def build(
 
     from mnistnd.models import MixtureVAE
     from mnistnd.models.mixture_vae import default_beta
-    from mnistnd.training import fit, resolve_device
+    from mnistnd.training import CheckpointMismatchError, fit, resolve_device
 
     dims = check_int_list("latent_dims", list(latent_dims), minimum=1)
     if len(set(dims)) != len(dims):
@@ -253,10 +253,18 @@ def build(
         torch.manual_seed(seed)
         model = MixtureVAE(**model_kwargs)
         t0 = time.perf_counter()
-        history = fit(model, X_tr, val_fraction=val_fraction, epochs=epochs,
-                      batch_size=batch_size, lr=lr, patience=patience, min_delta=min_delta,
-                      seed=seed, device=dev, checkpoint_dir=run_dir, progress=progress,
-                      num_threads=num_threads)
+        fit_kwargs = dict(val_fraction=val_fraction, epochs=epochs, batch_size=batch_size,
+                          lr=lr, patience=patience, min_delta=min_delta, seed=seed, device=dev,
+                          checkpoint_dir=run_dir, progress=progress, num_threads=num_threads)
+        try:
+            history = fit(model, X_tr, **fit_kwargs)
+        except CheckpointMismatchError:
+            # a checkpoint left by an older version of the code: start this model afresh
+            warnings.warn(f"discarding an incompatible checkpoint in {run_dir}", stacklevel=2)
+            (run_dir / "checkpoint.pt").unlink()
+            torch.manual_seed(seed)
+            model = MixtureVAE(**model_kwargs)
+            history = fit(model, X_tr, **fit_kwargs)
         seconds = float(history["seconds"].sum()) if history.attrs["resumed_at"] else (
             time.perf_counter() - t0)
         embedding = _encode(model, X_te, dev)

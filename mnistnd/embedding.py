@@ -843,15 +843,20 @@ def density_peaks_table(
     -------
     pandas.DataFrame
         One row per ``(latent_dim, percentile)``: ``n_points``, ``n_clear_centres``,
-        ``largest_ratio`` (largest consecutive-gamma ratio in the top ``top``) and
-        ``first_ratio`` (``g_1 / g_2``).
+        ``largest_ratio`` (largest consecutive-gamma ratio in the top ``top``),
+        ``first_ratio`` (``g_1 / g_2``, inflated by the densest point's convention), and the
+        break the rule would pick if that first drop were ignored: ``next_break`` (the ``k >= 2``
+        with the largest ``g_k / g_{k+1}``) and ``next_ratio`` (that ratio).
     """
     rows = []
     for (d, p), (rho, delta, _gamma) in sweep.items():
         r = gap_ratios(rho, delta, top)
+        nxt = int(np.argmax(r[1:])) + 2 if r.size > 1 else 0
         rows.append({"latent_dim": d, "percentile": p, "n_points": int(np.size(rho)),
                      "n_clear_centres": clear_centres(rho, delta, top=top, min_ratio=min_ratio),
-                     "largest_ratio": float(np.max(r)), "first_ratio": float(r[0])})
+                     "largest_ratio": float(np.max(r)), "first_ratio": float(r[0]),
+                     "next_break": nxt,
+                     "next_ratio": float(r[nxt - 1]) if nxt else float("nan")})
     return pd.DataFrame(rows)
 
 

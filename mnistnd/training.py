@@ -43,11 +43,15 @@ from tqdm.auto import tqdm
 from mnistnd._checks import check_float, check_int
 from mnistnd.settings import ensure_writable_dir
 
-__all__ = ["fit", "resolve_device", "epoch_seed", "CHECKPOINT_NAME"]
+__all__ = ["fit", "resolve_device", "epoch_seed", "CheckpointMismatchError", "CHECKPOINT_NAME"]
 
 #: File name of the checkpoint inside ``checkpoint_dir``.
 CHECKPOINT_NAME = "checkpoint.pt"
 _CHECKPOINT_VERSION = 1
+
+
+class CheckpointMismatchError(ValueError):
+    """``checkpoint_dir`` holds the checkpoint of a different run (data, weights or settings)."""
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -249,6 +253,8 @@ def fit(
     ------
     ValueError, TypeError
         On invalid arguments or data (checked before any training).
+    CheckpointMismatchError
+        If ``checkpoint_dir`` holds the checkpoint of a different run.
     FloatingPointError
         When the training loss becomes NaN or infinite.
     """
@@ -337,7 +343,7 @@ def _train(model, train_arrays, val_arrays, dev, ckpt_path, fingerprint, setting
     if ckpt_path is not None and ckpt_path.exists():
         ckpt = torch.load(ckpt_path, map_location=dev, weights_only=False)
         if ckpt.get("version") != _CHECKPOINT_VERSION or ckpt.get("fingerprint") != fingerprint:
-            raise ValueError(
+            raise CheckpointMismatchError(
                 f"checkpoint_dir holds a checkpoint of a different run ({ckpt_path}): its data, "
                 "initial weights or settings differ from this call's. Delete it or pass another "
                 "checkpoint_dir."

@@ -214,6 +214,9 @@ def _boruvka_mr_mst(X, sq, core, nbr, nbr_d, max_components: int = 3000):
         comp = np.fromiter((find(x) for x in range(n)), np.intp, n)
         if added == 0 or len(ea) == n - 1:
             break
+    if len(ea) < n - 1 and np.unique(comp).size > max_components:
+        # pathological data (many isolated groups): Prim on rows, slower but O(n) memory
+        return _prim_mst(X, sq, core, dense_limit=0)
     if len(ea) < n - 1:
         a2, b2, w2 = _component_graph_mst(X, sq, core, comp, max_components)
         ea.extend(a2.tolist())

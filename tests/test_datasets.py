@@ -91,6 +91,23 @@ def test_two_builds_with_the_same_seed_are_identical(tmp_path):
     np.testing.assert_array_equal(a.X, b.X)
 
 
+def test_incompatible_checkpoint_is_discarded(tmp_path):
+    import torch
+
+    data = _synthetic(n_train=80, n_test=20)
+    kw = {**KW, "epochs": 1}
+    datasets.build([2], artifacts_dir=tmp_path / "ref", data=data, **kw)
+    run_dir = next((tmp_path / "ref" / "mnistnd" / "runs").iterdir())
+    # plant a foreign checkpoint where a fresh build of the same config will look
+    target = tmp_path / "new" / "mnistnd" / "runs" / run_dir.name
+    target.mkdir(parents=True)
+    torch.save({"version": 1, "fingerprint": "other"}, target / "checkpoint.pt")
+    with pytest.warns(UserWarning, match="incompatible checkpoint"):
+        datasets.build([2], artifacts_dir=tmp_path / "new", data=data, **kw)
+    np.testing.assert_array_equal(datasets.load_mnistnd(2, tmp_path / "new").X,
+                                  datasets.load_mnistnd(2, tmp_path / "ref").X)
+
+
 def test_missing_dim_names_the_chapter(built):
     folder, _, _ = built
     with pytest.raises(FileNotFoundError, match=r"notebooks/mvae_training\.md.*latent_dims"):

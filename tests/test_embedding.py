@@ -159,6 +159,17 @@ def test_clear_centres_hand_made_gammas():
     assert emb.clear_centres(z, np.ones(12)) == 2
 
 
+def test_table_reports_break_after_the_densest_point():
+    # densest point 20x above the next, then three candidates 10x above the bulk
+    rho = np.r_[[2000.0, 100.0, 95.0, 90.0], 9.0 / 1.05 ** np.arange(36)]
+    delta = np.ones(40)
+    row = emb.density_peaks_table({(2, 1.0): (rho, delta, rho * delta)}).iloc[0]
+    assert row["n_clear_centres"] == 1
+    assert row["first_ratio"] == pytest.approx(20.0)
+    assert row["next_break"] == 4
+    assert row["next_ratio"] == pytest.approx(10.0)
+
+
 def test_clear_centres_bad_inputs():
     with pytest.raises(ValueError, match="equal length"):
         emb.clear_centres(np.ones(5), np.ones(4))
@@ -180,6 +191,8 @@ def test_density_peaks_sweep_table_and_cache(tmp_path, monkeypatch):
     table = emb.density_peaks_table(sweep)
     assert list(table["n_clear_centres"]) == [2, 2, 3, 3]
     assert (table["largest_ratio"] >= 1).all()
+    assert (table["largest_ratio"] >= table["next_ratio"]).all()
+    assert (table["next_break"] >= 2).all()
     sens = emb.clear_centres_sensitivity(sweep, tops=(10, 30))
     assert sens.shape == (4, 2)
 

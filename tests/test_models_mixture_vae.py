@@ -160,6 +160,17 @@ def test_encode_is_deterministic_mean_at_most_probable_component():
     assert rec.shape == (7, 6) and torch.all((rec > 0) & (rec < 1))
 
 
+def test_gumbel_encoding_is_random_and_tends_to_encode_at_low_temperature():
+    torch.manual_seed(0)
+    model = MixtureVAE(3, n_input=6, n_components=4, n_hidden=5)
+    with torch.no_grad():
+        model.qy_body[-1].bias.copy_(torch.tensor([8.0, 0.0, 0.0, 0.0]))  # confident q(y|x)
+    x = torch.rand(7, 6)
+    a, b = model.encode_gumbel(x, 1.0), model.encode_gumbel(x, 1.0)
+    assert not torch.equal(a, b)
+    torch.testing.assert_close(model.encode_gumbel(x, 1e-3), model.encode(x), rtol=0, atol=1e-4)
+
+
 @pytest.mark.parametrize(("kwargs", "error"), [
     ({"n_latent": 0}, ValueError), ({"n_latent": 2.5}, TypeError),
     ({"n_latent": 2, "beta": -1.0}, ValueError), ({"n_latent": 2, "n_components": 1}, ValueError),

@@ -268,6 +268,11 @@ def test_disco_large_data_paths_match_bruteforce(monkeypatch):
     orig = V._prim_mst
     monkeypatch.setattr(V, "_prim_mst", lambda *a, **k: orig(*a, **{**k, "dense_limit": 0}))
     assert V.dbcv(X, y) == pytest.approx(bf_dbcv(X, y), abs=TOL)
+    # too many components left for the component graph: falls back to Prim, same result
+    orig_b = V._boruvka_mr_mst
+    monkeypatch.setattr(V, "_boruvka_mr_mst",
+                        lambda *a, **k: orig_b(*a, **{**k, "max_components": 1}))
+    np.testing.assert_allclose(V.disco_samples(X, y), bf_disco_samples(X, y), atol=TOL)
 
 
 def test_knn_sampled_threshold_is_exact(monkeypatch):

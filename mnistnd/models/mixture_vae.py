@@ -221,6 +221,18 @@ class MixtureVAE(nn.Module):
         return self._qz(hz_x, y)[0]
 
     @torch.no_grad()
+    def encode_gumbel(self, x: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
+        """Embed like the reference code did at evaluation (random; kept for comparison).
+
+        Mean of ``q(z|x,y)`` at a *soft Gumbel-softmax sample* ``y`` (temperature ``temperature``,
+        default the current :attr:`temperature`), so the same image gives a different point on
+        every call. :meth:`encode` is the deterministic embedding used for MNIST-Nd.
+        """
+        logits, hz_x = self._encode_x(x)
+        y = gumbel_softmax(logits, self.temperature if temperature is None else temperature)
+        return self._qz(hz_x, y)[0]
+
+    @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Deterministic reconstruction: decoder mean ``sigmoid(decoder(encode(x)))``."""
         return torch.sigmoid(self.decoder(self.encode(x)))
