@@ -51,6 +51,7 @@ __all__ = [
     "bootstrap_ci",
     "cluster",
     "dimension_trend",
+    "load_datasets",
     "n_clusters_found",
     "paired_tests",
     "paper_claims",
@@ -293,6 +294,31 @@ def cluster(X, method: str, n_clusters: int = 10, seed: int = 0, **options) -> n
 
 
 # --------------------------------------------------------------------------- benchmark
+def load_datasets(latent_dims, artifacts_dir=None) -> dict:
+    """Load the MNIST-Nd datasets of the given dimensions, ready for :func:`benchmark`.
+
+    Parameters
+    ----------
+    latent_dims : sequence of int
+        Dimensions (non-empty, positive, distinct), e.g. ``[2, 4, 8, 16, 32, 64]``.
+    artifacts_dir : path, optional
+        Artifacts folder holding the datasets (see :func:`mnistnd.datasets.load_mnistnd`,
+        which names the chapter that builds a missing one).
+
+    Returns
+    -------
+    dict
+        ``{d: AnnData}`` in the order given.
+    """
+    from mnistnd._checks import check_int_list
+    from mnistnd.datasets import load_mnistnd
+
+    dims = check_int_list("latent_dims", latent_dims, minimum=1)
+    if len(set(dims)) != len(dims):
+        raise ValueError(f"latent_dims must be distinct, got {dims}")
+    return {d: load_mnistnd(d, artifacts_dir) for d in dims}
+
+
 def _fit_task(X, method, n_clusters, seed, options):
     """One fit, timed (runs in a worker)."""
     start = time.perf_counter()

@@ -298,3 +298,12 @@ def test_run_tasks_bad_input():
         run_tasks(3, [(1, 1)])
     with pytest.raises(TypeError, match="tasks"):
         run_tasks(_pow, 5)
+
+
+def test_load_datasets_checks_dims(tmp_path):
+    with pytest.raises(ValueError, match="latent_dims must not be empty"):
+        clustering.load_datasets([], tmp_path)
+    with pytest.raises(ValueError, match="distinct"):
+        clustering.load_datasets([2, 2], tmp_path)
+    with pytest.raises(FileNotFoundError, match="MNIST-2d"):
+        clustering.load_datasets([2], tmp_path)
