@@ -745,13 +745,16 @@ def find_book_root(start: str | os.PathLike | None = None) -> Path:
 
 def toc_files(book_root: str | os.PathLike | None = None) -> list[str]:
     """All files of ``_toc.yml`` (root first), in toc order, without extension."""
+    root = Path(book_root) if book_root is not None else find_book_root()
+    return _parse_toc((root / "_toc.yml").read_bytes(), root / "_toc.yml")
+
+
+def _parse_toc(content: bytes, where: Path) -> list[str]:
     import yaml
 
-    root = Path(book_root) if book_root is not None else find_book_root()
-    with open(root / "_toc.yml", encoding="utf-8") as fh:
-        toc = yaml.safe_load(fh)
+    toc = yaml.safe_load(content)
     if not isinstance(toc, dict) or "root" not in toc:
-        raise ValueError(f"{root / '_toc.yml'}: not a jb-book toc (no 'root')")
+        raise ValueError(f"{where}: not a jb-book toc (no 'root')")
     files = [_strip_ext(toc["root"])]
 
     def walk(node):
@@ -760,7 +763,7 @@ def toc_files(book_root: str | os.PathLike | None = None) -> list[str]:
                 walk(item)
         elif isinstance(node, dict):
             if "glob" in node:
-                raise ValueError(f"{root / '_toc.yml'}: glob entries are not supported")
+                raise ValueError(f"{where}: glob entries are not supported")
             if "file" in node:
                 files.append(_strip_ext(node["file"]))
             for key in ("parts", "chapters", "sections"):
@@ -795,14 +798,18 @@ def _source_of(root: Path, entry: str) -> Path | None:
     return None
 
 
-def _stage(root: Path, folder: Path, entries: list[str]) -> Path:
-    """Assemble the sources Jupyter Book renders: pages, config, toc and executed chapters."""
+def _stage(root: Path, folder: Path, entries: list[str], snapshot: dict[str, bytes]) -> Path:
+    """Assemble the sources Jupyter Book renders: pages, config, toc and executed chapters.
+
+    ``snapshot`` holds ``_config.yml`` and ``_toc.yml`` as read when the build started, so that
+    a toc edited while the chapters run cannot list chapters this build did not execute.
+    """
     stage = folder / "_book"
     tmp = folder / f"._book.{os.getpid()}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    for name in ("_config.yml", "_toc.yml"):
-        shutil.copy2(root / name, tmp / name)
+    for name, content in snapshot.items():
+        (tmp / name).write_bytes(content)
     if (root / "book").is_dir():
         shutil.copytree(root / "book", tmp / "book",
                         ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
@@ -891,7 +898,8 @@ def build_book(
     root = Path(book_root).resolve() if book_root is not None else find_book_root()
     if not (root / "_toc.yml").is_file() or not (root / "_config.yml").is_file():
         raise FileNotFoundError(f"book_root: {str(root)!r} has no _toc.yml and _config.yml")
-    entries = toc_files(root)
+    snapshot = {name: (root / name).read_bytes() for name in ("_config.yml", "_toc.yml")}
+    entries = _parse_toc(snapshot["_toc.yml"], root / "_toc.yml")
     missing = [e for e in entries if _source_of(root, e) is None]
     if missing:
         raise FileNotFoundError(f"_toc.yml lists files that do not exist in {root}: {missing}")
@@ -925,7 +933,7 @@ def build_book(
         _execute(prep, profile, folder, timeout=timeout, progress_bar=progress_bar)
     bar.close()
 
-    stage = _stage(root, folder, entries)
+    stage = _stage(root, folder, entries, snapshot)
     html = _jupyter_book(stage, folder)
     _launch_sources(html, stems)
     _replace_dir(html, out)

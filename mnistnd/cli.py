@@ -7,7 +7,7 @@ Examples
     mnistnd run notebooks/data.md --profile smoke -p n_per_digit 4 -p source bundled
     mnistnd params notebooks/data.md
     mnistnd book --profile quick            # HTML in _build/html
-    mnistnd export --out mnistnd_datasets   # .h5ad/.csv of the six datasets
+    mnistnd export --out mnistnd_datasets   # .h5ad/.csv.gz of the six datasets
 
 Exit status: 0 on success, 2 for bad input (nothing was run), 1 when a chapter or the book build
 failed.
@@ -67,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="time limit per cell")
     book.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
-    export = sub.add_parser("export", help="write the MNIST-Nd datasets as .h5ad and .csv",
+    export = sub.add_parser("export", help="write the MNIST-Nd datasets as .h5ad and .csv.gz",
                             epilog=_EPILOG)
     common(export)
     export.add_argument("--out", default="mnistnd_datasets", metavar="DIR",

@@ -784,9 +784,19 @@ def _check_percentiles(percentiles) -> list[float]:
     return out
 
 
+def _density_peaks_task(X: np.ndarray, percentile: float, cache_dir, code: str):
+    """One cached :func:`mnistnd.validity.density_peaks` call (module level: picklable)."""
+    from mnistnd.validity import density_peaks
+
+    res = _cached(cache_dir, "dpeaks", [X], {"percentile": percentile, "code": code},
+                  lambda: dict(zip(("rho", "delta", "gamma"), density_peaks(X, percentile),
+                                   strict=True)))
+    return res["rho"], res["delta"], res["gamma"]
+
+
 def density_peaks_sweep(
     data: Mapping, percentiles: Sequence[float] = PAPER_PERCENTILES, *, cache_dir=None,
-    progress: bool = True,
+    n_jobs: int = 1, progress: bool = True,
 ) -> dict:
     """Decision-graph quantities for every dataset and distance percentile.
 
@@ -798,6 +808,11 @@ def density_peaks_sweep(
         Percentiles of all pairwise distances used as the radius ``d_c``, each in ``(0, 100]``.
     cache_dir
         Folder of cached results (``None``: no cache).
+    n_jobs
+        ``1``: one call after the other in this process (BLAS uses its own threads).
+        More: that many single-threaded worker processes through
+        :func:`mnistnd._parallel.run_tasks` (joblib; a Dask or Ray backend works too), which
+        keeps every core busy also in the non-BLAS parts of the computation.
     progress
         Show a progress bar over (dimension, percentile) pairs.
 
@@ -807,7 +822,7 @@ def density_peaks_sweep(
         ``{(d, percentile): (rho, delta, gamma)}``.
     """
     from mnistnd import validity
-    from mnistnd.validity import density_peaks
+    from mnistnd._parallel import run_tasks
 
     if not data:
         raise ValueError("data is empty: give at least one dataset")
@@ -816,15 +831,22 @@ def density_peaks_sweep(
     for d, v in data.items():
         X = v[0] if isinstance(v, tuple) else v
         arrays[d] = check_matrix(f"data[{d}]", X, min_samples=2)
-    tasks = [(d, p) for d in arrays for p in percentiles]
-    out = {}
-    for d, p in _progress(tasks, total=len(tasks), desc="density peaks", enabled=progress):
-        res = _cached(cache_dir, "dpeaks", [arrays[d]],
-                      {"percentile": p, "code": _code_digest(validity)},
-                      lambda X=arrays[d], p=p: dict(zip(("rho", "delta", "gamma"),
-                                                        density_peaks(X, p), strict=True)))
-        out[(d, p)] = (res["rho"], res["delta"], res["gamma"])
-    return out
+    n_jobs = check_int("n_jobs", n_jobs)
+    if n_jobs == 0 or n_jobs < -1:
+        raise ValueError(f"n_jobs must be a positive integer or -1, got {n_jobs}")
+    if cache_dir is not None:
+        cache_dir = settings.ensure_writable_dir(cache_dir, "cache_dir")
+    keys = [(d, p) for d in arrays for p in percentiles]
+    code = _code_digest(validity)
+    if n_jobs == 1:
+        results = [_density_peaks_task(arrays[d], p, cache_dir, code)
+                   for d, p in _progress(keys, total=len(keys), desc="density peaks",
+                                         enabled=progress)]
+    else:
+        results = run_tasks(_density_peaks_task,
+                            [(arrays[d], p, cache_dir, code) for d, p in keys],
+                            n_jobs=n_jobs, desc="density peaks", progress=progress)
+    return dict(zip(keys, results, strict=True))
 
 
 def density_peaks_table(

@@ -56,6 +56,7 @@ __all__ = [
     "reference_agreement",
     "run_experiment",
     "save_results",
+    "subsample_cells",
     "summarise_scores",
     "training_time_table",
     "tsne",
@@ -390,6 +391,18 @@ def model_input(adata, n_top_genes: int | None = None) -> np.ndarray:
         return X
     keep = adata.var["vst_variance"].rank(ascending=False, method="first") <= n_top_genes
     return np.ascontiguousarray(X[:, keep.to_numpy()])
+
+
+def subsample_cells(n_obs: int, n_cells: int | None, seed: int = 0) -> np.ndarray:
+    """Sorted random row indices: ``n_cells`` of ``n_obs`` (all rows when ``None`` or larger).
+
+    Used by quick runs to shrink the experiment; the chapter's numbers use all cells.
+    """
+    n_obs = check_int("n_obs", n_obs, minimum=1)
+    if n_cells is None or n_cells >= n_obs:
+        return np.arange(n_obs)
+    n_cells = check_int("n_cells", n_cells, minimum=10)
+    return np.sort(np.random.default_rng(seed).choice(n_obs, size=n_cells, replace=False))
 
 
 # --------------------------------------------------------------------------------------------
@@ -945,9 +958,13 @@ def run_experiment(
     score_rows, time_rows, sparse_rows = [], [], []
     embeddings, histories = {}, {}
     runs = [(m, s) for m in models for s in seeds]
-    # one throwaway step so that torch's one-time start-up cost is not timed as training
+    # one throwaway optimiser step: torch's one-time start-up (imports on the first Adam step,
+    # several seconds) must not be timed as the first model's training
     warm = build_model(models[0], X.shape[1], latent_dim=latent_dim, beta=beta)
+    opt = torch.optim.Adam(warm.parameters(), lr=lr)
     warm.loss(torch.from_numpy(X[:8]))["loss"].backward()
+    opt.step()
+    del warm, opt
     for name, seed in tqdm(runs, desc="models x seeds", disable=not progress):
         torch.manual_seed(seed)
         model = build_model(name, X.shape[1], latent_dim=latent_dim, beta=beta)

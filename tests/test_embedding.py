@@ -205,6 +205,20 @@ def test_density_peaks_sweep_table_and_cache(tmp_path, monkeypatch):
             np.testing.assert_array_equal(a, b)
 
 
+def test_density_peaks_sweep_in_processes_matches_serial(tmp_path):
+    data = {2: _blobs(2, n=50)[0], 3: _blobs(3, n=40, dim=3)[0]}
+    serial = emb.density_peaks_sweep(data, [1.0, 5.0], progress=False)
+    parallel = emb.density_peaks_sweep(data, [1.0, 5.0], n_jobs=2, cache_dir=tmp_path,
+                                       progress=False)
+    assert list(parallel) == list(serial)
+    for key in serial:
+        for a, b in zip(serial[key], parallel[key], strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12)
+    assert len(list(tmp_path.glob("dpeaks-*.npz"))) == 4  # workers wrote the cache
+    with pytest.raises(ValueError, match="n_jobs"):
+        emb.density_peaks_sweep(data, [1.0], n_jobs=0, progress=False)
+
+
 @pytest.mark.parametrize("bad", [[0.0], [101.0], [-1.0], [], [1.0, 1.0]])
 def test_density_peaks_sweep_bad_percentiles(bad, monkeypatch):
     import mnistnd.validity
@@ -267,6 +281,21 @@ def test_subsample_aligns_images_across_datasets():
     assert emb.subsample(ds, None)[2][0].shape == (50, 2)
     with pytest.raises(ValueError, match="n_points=51"):
         emb.subsample(ds, 51)
+
+
+def test_missing_datasets_name_the_chapter(tmp_path):
+    with pytest.raises(FileNotFoundError, match="mvae_training"):
+        emb.load_embeddings([2], artifacts_dir=tmp_path)
+    with pytest.raises(ValueError, match="repeated"):
+        emb.load_embeddings([2, 2], artifacts_dir=tmp_path)
+
+
+def test_subsample_bad_inputs():
+    ds = {2: _adata(2, np.arange(10))}
+    with pytest.raises(ValueError, match="n_points"):
+        emb.subsample(ds, 1)
+    with pytest.raises(ValueError, match="empty"):
+        emb.subsample({}, 5)
 
 
 # ------------------------------------------------------------------ figures

@@ -105,3 +105,21 @@ def test_train_moe_bad_input():
         moe.train_moe(X * 3)
     with pytest.raises(ValueError, match="projection has 50 rows"):
         moe.train_moe(X, np.zeros((50, 2)))
+
+
+def test_pbmc_input_scales_top_genes_to_unit_interval():
+    import anndata
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(0)
+    lognorm = rng.gamma(1.0, 1.0, size=(30, 6)).astype(np.float32)
+    lognorm[:, 4] = 0.0  # a gene never expressed is dropped (no scale)
+    ad = anndata.AnnData(X=np.zeros((30, 6), dtype=np.float32))
+    ad.layers["lognorm"] = sp.csr_matrix(lognorm)
+    ad.var["vst_variance"] = [5.0, 1.0, 4.0, 0.5, 3.0, 2.0]
+    X = moe.pbmc_input(ad, n_top_genes=3)  # genes 0, 2, 4 -> gene 4 all zero is dropped
+    np.testing.assert_allclose(X, lognorm[:, [0, 2]] / lognorm[:, [0, 2]].max(0), rtol=1e-6)
+    assert moe.pbmc_input(ad, None).shape == (30, 5)
+    del ad.layers["lognorm"]
+    with pytest.raises(KeyError, match="lognorm"):
+        moe.pbmc_input(ad)

@@ -199,3 +199,12 @@ def test_run_experiment_tables_and_saving(tmp_path):
     assert {p.name for p in folder.iterdir()} == {"scores.csv", "times.csv", "sparsity.csv",
                                                   "embeddings.npz", "manifest.json"}
     assert len(pd.read_csv(folder / "scores.csv")) == len(res.scores)
+
+
+def test_subsample_cells():
+    rows = pbmc.subsample_cells(100, 30, seed=1)
+    assert len(rows) == 30 and len(set(rows)) == 30 and np.all(np.diff(rows) > 0)
+    np.testing.assert_array_equal(rows, pbmc.subsample_cells(100, 30, seed=1))
+    np.testing.assert_array_equal(pbmc.subsample_cells(100, None), np.arange(100))
+    with pytest.raises(ValueError, match="n_cells"):
+        pbmc.subsample_cells(100, 5)
