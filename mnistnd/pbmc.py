@@ -1061,6 +1061,9 @@ def save_results(result: ExperimentResult, folder) -> Path:
         os.close(fd)
         try:
             write(tmp)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual mode
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
