@@ -26,6 +26,10 @@ from mnistnd._checks import check_float, check_int, check_matrix
 
 __all__ = ["StudentTMixture", "kmeans_plusplus"]
 
+# Pairs (point, component) provably more than this many nats below their point's best
+# component are skipped: responsibility < 2e-22, invisible in the float64 normaliser.
+_MARGIN = 50.0
+
 
 def kmeans_plusplus(X: np.ndarray, n_clusters: int, seed: int) -> np.ndarray:
     """Choose initial centres by k-means++ seeding (Arthur & Vassilvitskii 2007).
@@ -162,46 +166,100 @@ class StudentTMixture:
         self.random_state = random_state
 
     # ------------------------------------------------------------------ pieces of the EM step
+    @staticmethod
+    def _whitening(chol):
+        """Inverse Cholesky factors ``L_k^{-1}`` (K, D, D), one batched LAPACK call."""
+        return np.tril(np.linalg.inv(chol))
+
     def _sq_mahalanobis(self, X, loc, chol):
-        """Squared Mahalanobis distances (n, K) with a single matrix product."""
+        """All squared Mahalanobis distances (n, K) in float64 with a single matrix product."""
         n_comp, dim = loc.shape
-        # batched inverse of the K triangular factors (one LAPACK call; D^3 each, cheap)
-        inv = np.tril(np.linalg.inv(chol))
+        inv = self._whitening(chol)
         # y[n, k, :] = L_k^{-1} x_n - L_k^{-1} m_k
         W = inv.transpose(2, 0, 1).reshape(dim, n_comp * dim)  # columns: rows of each L_k^{-1}
         Y = (X @ W).reshape(X.shape[0], n_comp, dim)
         Y -= np.einsum("kij,kj->ki", inv, loc)[None]
         return np.einsum("nkd,nkd->nk", Y, Y)
 
-    @staticmethod
-    def _pairs(X):
-        """Products ``x_i x_j`` (i <= j) of every row: shape (n, D(D+1)/2), computed once per fit.
-
-        With them, both the quadratic forms of the E-step and the scatter matrices of the M-step
-        are single skinny matrix products that use the symmetry (half the work of ``X @ W``).
-        """
-        iu, ju = np.triu_indices(X.shape[1])
-        return X[:, iu] * X[:, ju]
-
-    def _sq_mahalanobis_pairs(self, X, xx, loc, chol):
-        """Squared Mahalanobis distances from ``x'Px - 2 x'Pm + m'Pm`` with ``P = S^{-1}``."""
-        dim = loc.shape[1]
-        inv = np.tril(np.linalg.inv(chol))
-        prec = inv.transpose(0, 2, 1) @ inv  # (K, D, D)
-        iu, ju = np.triu_indices(dim)
-        coef = prec[:, iu, ju] * np.where(iu == ju, 1.0, 2.0)[None]
-        pm = np.einsum("kij,kj->ki", prec, loc)
-        maha = xx @ coef.T - 2.0 * (X @ pm.T) + np.einsum("ki,ki->k", loc, pm)[None]
-        return np.maximum(maha, 0.0)
-
     def _log_density(self, maha, chol, df, dim):
         """Log density of each point under each component (n, K), without the weights."""
+        const = self._log_const(chol, df, dim)
+        return const[None] - 0.5 * (df + dim)[None] * np.log1p(maha / df[None])
+
+    @staticmethod
+    def _log_const(chol, df, dim):
         logdet_half = np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
         const = gammaln(0.5 * (df + dim)) - gammaln(0.5 * df) - 0.5 * dim * np.log(df * np.pi)
-        return (const - logdet_half)[None] - 0.5 * (df + dim)[None] * np.log1p(maha / df[None])
+        return const - logdet_half
 
-    def _m_step(self, X, xx, resp, u):
-        """Weights, locations, scales and their Cholesky factors from responsibilities."""
+    def _e_step(self, X, loc, chol, weights, df, cache):
+        """Responsibilities, expected precisions and the mean log-likelihood.
+
+        Pairs (point, component) whose weighted log density is provably more than ``_MARGIN``
+        nats below the best component of their point have a responsibility below
+        ``exp(-_MARGIN)``, which float64 cannot add to the normaliser (``1 + K e^-50 == 1``):
+        the log-likelihood is the same to the last bit, and such pairs get responsibility 0
+        (``studenttmixture`` gives them ~1e-25). The proof uses a lower bound on each skipped
+        pair's Mahalanobis distance carried from the previous iteration, as in Elkan/Hamerly
+        k-means: with new factor ``L'``, location ``m'`` and old ``L``, ``m``,
+        ``|L'^{-1}(x - m')| >= s |L^{-1}(x - m)| - |L'^{-1}(m - m')|`` where ``s`` is the
+        smallest singular value of ``L'^{-1} L``. All other pairs are computed exactly in
+        float64; the first iteration computes every pair.
+        """
+        n, dim = X.shape
+        n_comp = loc.shape[0]
+        inv = self._whitening(chol)
+        offset = np.einsum("kij,kj->ki", inv, loc)
+        const = self._log_const(chol, df, dim) + np.log(np.clip(weights, 1e-12, None))
+        half = 0.5 * (df + dim)
+
+        def log_dens(maha):
+            with np.errstate(over="ignore"):
+                return const[None] - half[None] * np.log1p(maha / df[None])
+
+        def exact(mask, maha):
+            for k in range(n_comp):
+                idx = np.flatnonzero(mask[:, k])
+                if idx.size:
+                    Z = X[idx] @ inv[k].T
+                    Z -= offset[k]
+                    maha[idx, k] = np.einsum("nd,nd->n", Z, Z)
+
+        if cache is None:
+            maha = self._sq_mahalanobis(X, loc, chol)
+            done = np.ones((n, n_comp), dtype=bool)
+        else:
+            lower, chol_old, loc_old, keep_old = cache
+            shrink = np.linalg.svd(inv @ chol_old, compute_uv=False)[:, -1]
+            shift = np.linalg.norm(np.einsum("kij,kj->ki", inv, loc_old - loc), axis=1)
+            lower = np.maximum(lower * shrink[None] - shift[None], 0.0)
+            maha = np.full((n, n_comp), np.inf)
+            exact(keep_old, maha)  # last iteration's relevant pairs: still the likely best
+            best = log_dens(maha).max(axis=1, keepdims=True)
+            done = keep_old | (log_dens(lower**2) >= best - _MARGIN)
+            exact(done & ~keep_old, maha)
+        logp = log_dens(maha)
+        # log-sum-exp by hand: the shifted exponentials give the responsibilities too
+        top = logp.max(axis=1, keepdims=True)
+        keep = logp >= top - _MARGIN
+        with np.errstate(under="ignore"):
+            resp = np.where(keep, np.exp(logp - top), 0.0)
+        total = resp.sum(axis=1, keepdims=True)
+        resp /= total
+        norm = np.log(total[:, 0]) + top[:, 0]
+        with np.errstate(invalid="ignore"):
+            u = np.where(keep, (df[None] + dim) / (df[None] + maha), 0.0)
+        lower = np.sqrt(maha, where=done, out=lower if cache is not None else np.empty_like(maha))
+        rows = [np.flatnonzero(keep[:, k]) for k in range(n_comp)]
+        self._exact_fraction.append(float(done.mean()))
+        return resp, u, float(norm.mean()), rows, (lower, chol, loc, keep)
+
+    def _m_step(self, X, resp, u, rows):
+        """Weights, locations, scales and their Cholesky factors from responsibilities.
+
+        Component ``k`` only sums over ``rows[k]``, the points where its responsibility can
+        be non-zero; one symmetric product per component for its scatter matrix.
+        """
         n, dim = X.shape
         n_comp = resp.shape[1]
         eps10 = 10 * np.finfo(np.float64).eps
@@ -209,13 +267,12 @@ class StudentTMixture:
         ru = resp * u
         ru_sum = ru.sum(axis=0) + eps10
         loc = (ru.T @ X) / ru_sum[:, None]
-        # all K weighted second moments sum_n ru_nk x_n x_n' in one product over the pairs
-        iu, ju = np.triu_indices(dim)
-        second = np.empty((n_comp, dim, dim))
-        upper = ru.T @ xx
-        second[:, iu, ju] = upper
-        second[:, ju, iu] = upper
-        scale = second - ru_sum[:, None, None] * loc[:, :, None] * loc[:, None, :]
+        scale = np.empty((n_comp, dim, dim))
+        for k in range(n_comp):
+            idx = rows[k]
+            Z = X[idx] - loc[k]
+            Z *= np.sqrt(ru[idx, k])[:, None]
+            scale[k] = Z.T @ Z  # numpy uses a symmetric rank-k update here
         scale /= (ru_sum + eps10)[:, None, None]
         scale = 0.5 * (scale + scale.transpose(0, 2, 1))  # exact symmetry for Cholesky
         scale[:, np.arange(dim), np.arange(dim)] += self.reg_covar
@@ -224,41 +281,28 @@ class StudentTMixture:
 
     def _update_df(self, resp, u, df, dim):
         half = 0.5 * (df + dim)
-        with np.errstate(divide="ignore"):
-            log_u = np.log(u)
-        mean_term = np.sum(resp * (log_u - u), axis=0) / np.sum(resp, axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            term = np.where(resp > 0, resp * (np.log(u) - u), 0.0)
+        mean_term = np.sum(term, axis=0) / np.sum(resp, axis=0)
         const = 1.0 + mean_term + digamma(half) - np.log(half)
         return _halley_df(const, df, 1e-3, self.max_iter)
 
-    def _e_step(self, X, xx, loc, chol, weights, df):
-        maha = self._sq_mahalanobis_pairs(X, xx, loc, chol)
-        logp = self._log_density(maha, chol, df, X.shape[1])
-        logp += np.log(np.clip(weights, 1e-12, None))[None]
-        # log-sum-exp by hand: the shifted exponentials give the responsibilities too
-        top = logp.max(axis=1, keepdims=True)
-        with np.errstate(under="ignore"):
-            resp = np.exp(logp - top)
-        total = resp.sum(axis=1, keepdims=True)
-        resp /= total
-        norm = np.log(total[:, 0]) + top[:, 0]
-        u = (df[None] + X.shape[1]) / (df[None] + maha)
-        return resp, u, float(norm.mean())
-
     # ------------------------------------------------------------------ EM loops
-    def _em_step(self, Xc, xx, state):
-        """One EM iteration: mean log-likelihood at ``state`` and the updated state."""
+    def _em_step(self, Xc, state, cache):
+        """One EM iteration: mean log-likelihood at ``state``, the updated state, the bounds."""
         weights, loc, chol, df = state
-        resp, u, bound = self._e_step(Xc, xx, loc, chol, weights, df)
-        weights, loc, _, chol = self._m_step(Xc, xx, resp, u)
+        resp, u, bound, rows, cache = self._e_step(Xc, loc, chol, weights, df, cache)
+        weights, loc, _, chol = self._m_step(Xc, resp, u, rows)
         if not self.fixed_df:
             df = self._update_df(resp, u, df, Xc.shape[1])
-        return bound, (weights, loc, chol, df)
+        return bound, (weights, loc, chol, df), cache
 
-    def _plain_em(self, Xc, xx, state):
+    def _plain_em(self, Xc, state):
         """EM exactly as ``studenttmixture``: stop when the E-step bound changes < tol."""
-        lower, bound = -np.inf, -np.inf
+        lower, bound, cache = -np.inf, -np.inf, None
+        self._exact_fraction = []  # share of (point, component) pairs computed, per iteration
         for n_iter in range(1, self.max_iter + 1):
-            bound, state = self._em_step(Xc, xx, state)
+            bound, state, cache = self._em_step(Xc, state, cache)
             if abs(bound - lower) < self.tol:
                 return n_iter, True, bound, state
             lower = bound
@@ -288,7 +332,7 @@ class StudentTMixture:
         weights = np.full(n_comp, 1.0 / n_comp)
         df = np.full(n_comp, float(self.df))
         state = (np.full(n_comp, 1.0 / n_comp), loc, chol, np.full(n_comp, float(self.df)))
-        n_iter, converged, bound, state = self._plain_em(Xc, self._pairs(Xc), state)
+        n_iter, converged, bound, state = self._plain_em(Xc, state)
         weights, loc, chol, df = state
         scale = chol @ chol.transpose(0, 2, 1)
         self.n_iter_, self.converged_, self.lower_bound_ = n_iter, converged, bound
