@@ -798,13 +798,14 @@ def _source_of(root: Path, entry: str) -> Path | None:
     return None
 
 
-def _stage(root: Path, folder: Path, entries: list[str], snapshot: dict[str, bytes]) -> Path:
-    """Assemble the sources Jupyter Book renders: pages, config, toc and executed chapters.
+def _stage_sources(root: Path, folder: Path, entries: list[str],
+                   snapshot: dict[str, bytes]) -> Path:
+    """Copy what Jupyter Book renders, except the executed chapters, into a temporary folder.
 
-    ``snapshot`` holds ``_config.yml`` and ``_toc.yml`` as read when the build started, so that
-    a toc edited while the chapters run cannot list chapters this build did not execute.
+    Done before any chapter runs, with ``_config.yml`` and ``_toc.yml`` as read at the start
+    (``snapshot``), so that pages, toc and config edited while the chapters run cannot disagree
+    with the chapters this build executes.
     """
-    stage = folder / "_book"
     tmp = folder / f"._book.{os.getpid()}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -819,15 +820,22 @@ def _stage(root: Path, folder: Path, entries: list[str], snapshot: dict[str, byt
                         ignore=shutil.ignore_patterns("*.md", "*.ipynb", "*.py",
                                                       ".ipynb_checkpoints", "__pycache__"))
     for entry in entries:
-        if _is_chapter(entry):
-            executed = folder / CHAPTER_DIR / f"{entry.split('/', 1)[1]}.ipynb"
-            shutil.copy2(executed, tmp / f"{entry}.ipynb")
-        else:
+        if not _is_chapter(entry):
             source = _source_of(root, entry)
             target = tmp / source.relative_to(root)
             if not target.exists():
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(source, target)
+    return tmp
+
+
+def _stage(tmp: Path, folder: Path, entries: list[str]) -> Path:
+    """Add the executed chapters to the staged sources and move them to ``<folder>/_book``."""
+    stage = folder / "_book"
+    for entry in entries:
+        if _is_chapter(entry):
+            executed = folder / CHAPTER_DIR / f"{entry.split('/', 1)[1]}.ipynb"
+            shutil.copy2(executed, tmp / f"{entry}.ipynb")
     shutil.rmtree(stage, ignore_errors=True)
     os.replace(tmp, stage)
     return stage
@@ -927,13 +935,19 @@ def build_book(
     prepared = [_prepare(root / f"{CHAPTER_DIR}/{s}.md" if (root / f"{CHAPTER_DIR}/{s}.md")
                          .is_file() else root / f"{CHAPTER_DIR}/{s}.ipynb", None, profile)
                 for s in to_run]
+    sources = _stage_sources(root, folder, entries, snapshot)
     bar = tqdm(prepared, desc=f"book ({profile})", unit="chapter", disable=not progress_bar)
-    for prep in bar:
-        bar.set_postfix_str(prep.stem)
-        _execute(prep, profile, folder, timeout=timeout, progress_bar=progress_bar)
-    bar.close()
+    try:
+        for prep in bar:
+            bar.set_postfix_str(prep.stem)
+            _execute(prep, profile, folder, timeout=timeout, progress_bar=progress_bar)
+    except BaseException:
+        shutil.rmtree(sources, ignore_errors=True)
+        raise
+    finally:
+        bar.close()
 
-    stage = _stage(root, folder, entries, snapshot)
+    stage = _stage(sources, folder, entries)
     html = _jupyter_book(stage, folder)
     _launch_sources(html, stems)
     _replace_dir(html, out)

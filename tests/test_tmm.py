@@ -78,3 +78,22 @@ def test_bad_input():
     m = StudentTMixture(3).fit(X)
     with pytest.raises(ValueError, match="fitted on 4"):
         m.predict(X[:, :2])
+
+
+def test_skipping_negligible_pairs_changes_nothing(monkeypatch):
+    """The bound-based skipping gives the same fit as computing every pair exactly."""
+    import mnistnd._tmm as tmm
+
+    X, _ = make_blobs(3000, n_features=6, centers=6, cluster_std=0.6, random_state=3)
+    X = X + 0.2 * np.random.default_rng(3).standard_t(3, X.shape)
+    fast = StudentTMixture(6, random_state=1).fit(X)
+    # the skipping really happened (otherwise this test would prove nothing)
+    assert min(fast._exact_fraction[5:]) < 0.5
+    monkeypatch.setattr(tmm, "_MARGIN", np.inf)
+    full = StudentTMixture(6, random_state=1).fit(X)
+    assert min(full._exact_fraction) == 1.0
+    assert fast.n_iter_ == full.n_iter_
+    assert fast.lower_bound_ == pytest.approx(full.lower_bound_, rel=1e-12)
+    assert np.array_equal(fast.predict(X), full.predict(X))
+    assert np.allclose(fast.df_, full.df_, rtol=1e-9)
+    assert np.allclose(fast.scale_, full.scale_, rtol=1e-9, atol=1e-12)
