@@ -36,6 +36,10 @@ __all__ = ["StudentTMixture", "kmeans_plusplus"]
 # component are skipped: responsibility < 4.3e-18; K - 1 <= 25 of them sum to less than half
 # the float64 spacing above 1, so the normaliser and the log-likelihood do not change.
 _MARGIN = 40.0
+# Above this share of relevant pairs, one dense product for all pairs beats gathering them.
+_DENSE = 0.5
+# Above this share (and in <= 32 dimensions) the M-step uses the pair products instead.
+_PAIRS_M = 0.4
 
 
 def kmeans_plusplus(X: np.ndarray, n_clusters: int, seed: int) -> np.ndarray:
@@ -174,6 +178,12 @@ class StudentTMixture:
 
     # ------------------------------------------------------------------ pieces of the EM step
     @staticmethod
+    def _pairs(X):
+        """Products ``x_i x_j`` (i <= j) of every row: shape (n, D(D+1)/2), once per fit."""
+        iu, ju = np.triu_indices(X.shape[1])
+        return X[:, iu] * X[:, ju]
+
+    @staticmethod
     def _whitening(chol):
         """Inverse Cholesky factors ``L_k^{-1}`` (K, D, D), one batched LAPACK call."""
         return np.tril(np.linalg.inv(chol))
@@ -211,7 +221,8 @@ class StudentTMixture:
         k-means: with new factor ``L'``, location ``m'`` and old ``L``, ``m``,
         ``|L'^{-1}(x - m')| >= s |L^{-1}(x - m)| - |L'^{-1}(m - m')|`` where ``s`` is the
         smallest singular value of ``L'^{-1} L``. All other pairs are computed exactly in
-        float64; the first iteration computes every pair.
+        float64; the first iteration, and any where more than ``_DENSE`` of the pairs were
+        relevant in the previous one, computes every pair with one matrix product.
         """
         n, dim = X.shape
         n_comp = loc.shape[0]
@@ -225,14 +236,15 @@ class StudentTMixture:
                 return const[None] - half[None] * np.log1p(maha / df[None])
 
         def exact(mask, maha):
+            mask_t = np.ascontiguousarray(mask.T)  # rows of a component: contiguous
             for k in range(n_comp):
-                idx = np.flatnonzero(mask[:, k])
+                idx = np.flatnonzero(mask_t[k])
                 if idx.size:
                     Z = X[idx] @ inv[k].T
                     Z -= offset[k]
                     maha[idx, k] = np.einsum("nd,nd->n", Z, Z)
 
-        if cache is None:
+        if cache is None or cache[3].mean() > _DENSE:
             maha = self._sq_mahalanobis(X, loc, chol)
             done = np.ones((n, n_comp), dtype=bool)
         else:
@@ -261,29 +273,41 @@ class StudentTMixture:
         norm = np.log(total[:, 0]) + top[:, 0]
         with np.errstate(invalid="ignore"):
             u = np.where(keep, (df[None] + dim) / (df[None] + maha), 0.0)
-        lower = np.sqrt(maha, where=done, out=lower if cache is not None else np.empty_like(maha))
-        rows = [np.flatnonzero(keep[:, k]) for k in range(n_comp)]
+        lower = np.sqrt(maha, where=done, out=np.empty_like(maha) if done.all() else lower)
+        keep_t = np.ascontiguousarray(keep.T)
+        rows = [np.flatnonzero(keep_t[k]) for k in range(n_comp)]
         self._exact_fraction.append(float(done.mean()))
         return resp, u, float(norm.mean()), rows, (lower, chol, loc, keep)
 
-    def _m_step(self, X, resp, u, rows):
+    def _m_step(self, X, resp, u, rows, xx=None):
         """Weights, locations, scales and their Cholesky factors from responsibilities.
 
         Component ``k`` only sums over ``rows[k]``, the points where its responsibility can
-        be non-zero; one symmetric product per component for its scatter matrix.
+        be non-zero; one symmetric product per component for its scatter matrix. When most
+        pairs are relevant and the products ``xx`` of :meth:`_pairs` are given (small
+        dimensions), all K second moments come from one product ``ru^T xx`` instead.
         """
         n, dim = X.shape
         n_comp = resp.shape[1]
         eps10 = 10 * np.finfo(np.float64).eps
         weights = resp.mean(axis=0)
         ru = resp * u
+        root_ru = np.sqrt(ru.T)  # (K, n): one contiguous row per component
         ru_sum = ru.sum(axis=0) + eps10
         loc = (ru.T @ X) / ru_sum[:, None]
         scale = np.empty((n_comp, dim, dim))
-        for k in range(n_comp):
+        use_pairs = xx is not None and sum(r.size for r in rows) > _PAIRS_M * n * n_comp
+        if use_pairs:
+            iu, ju = np.triu_indices(dim)
+            upper = ru.T @ xx
+            scale[:, iu, ju] = upper
+            scale[:, ju, iu] = upper
+            scale -= ru_sum[:, None, None] * loc[:, :, None] * loc[:, None, :]
+        for k in () if use_pairs else range(n_comp):
             idx = rows[k]
-            Z = X[idx] - loc[k]
-            Z *= np.sqrt(ru[idx, k])[:, None]
+            Z = X[idx]
+            Z -= loc[k]
+            Z *= root_ru[k, idx][:, None]
             scale[k] = Z.T @ Z  # numpy uses a symmetric rank-k update here
         scale /= (ru_sum + eps10)[:, None, None]
         scale = 0.5 * (scale + scale.transpose(0, 2, 1))  # exact symmetry for Cholesky
@@ -304,7 +328,7 @@ class StudentTMixture:
         """One EM iteration: mean log-likelihood at ``state``, the updated state, the bounds."""
         weights, loc, chol, df = state
         resp, u, bound, rows, cache = self._e_step(Xc, loc, chol, weights, df, cache)
-        weights, loc, _, chol = self._m_step(Xc, resp, u, rows)
+        weights, loc, _, chol = self._m_step(Xc, resp, u, rows, self._xx)
         if not self.fixed_df:
             df = self._update_df(resp, u, df, Xc.shape[1])
         return bound, (weights, loc, chol, df), cache
@@ -344,7 +368,11 @@ class StudentTMixture:
         weights = np.full(n_comp, 1.0 / n_comp)
         df = np.full(n_comp, float(self.df))
         state = (np.full(n_comp, 1.0 / n_comp), loc, chol, np.full(n_comp, float(self.df)))
+        # pair products for the dense M-step in small dimensions (bounded memory)
+        n_pairs = dim * (dim + 1) // 2
+        self._xx = self._pairs(Xc) if dim <= 32 and n * n_pairs <= 2**25 else None
         n_iter, converged, bound, state = self._plain_em(Xc, state)
+        del self._xx
         weights, loc, chol, df = state
         scale = chol @ chol.transpose(0, 2, 1)
         self.n_iter_, self.converged_, self.lower_bound_ = n_iter, converged, bound
