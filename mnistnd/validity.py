@@ -31,6 +31,7 @@ __all__ = [
     "dbcv",
     "dcsi",
     "density_peaks",
+    "density_peaks_multi",
     "disco",
     "disco_samples",
     "indices_table",
@@ -909,33 +910,57 @@ def _unique_rows(X):
     return U, inverse.reshape(-1), counts.astype(np.float64)
 
 
-def _collect_pairs(U, sqU, counts, lo: float, hi: float, cap: float):
-    """Count pairs below ``lo`` and collect those in ``[lo, hi]`` (squared), in one pass.
+def _collect_pairs_multi(U, sqU, counts, brackets, cap: float):
+    """For several ``[lo, hi]`` brackets (squared), count pairs below and collect those inside.
 
-    Returns the weighted count below, and the pairs (i < j) inside with their weights; ``None``
-    if more than ``cap`` pairs fall inside.
+    One blocked pass serves every bracket: each block's distances are computed once, the pairs
+    up to the largest ``hi`` are picked out, and every bracket works on that short list only.
+    Returns, per bracket, the weighted count below ``lo`` and the pairs (i < j) inside with their
+    weights and squared distances; ``None`` for a bracket holding more than ``cap`` pairs.
     """
     m = U.shape[0]
     ones = bool(np.all(counts == 1))
-    below, ci, cj, cw, cv, inside = 0.0, [], [], [], [], 0
+    nb = len(brackets)
+    hmax = max(hi for _, hi in brackets)
+    below = [0.0] * nb
+    parts = [([], [], [], []) for _ in range(nb)]
+    inside = [0] * nb
+    alive = [True] * nb
     for sl in _blocks(m, m):
         D = _sqdist(U[sl], U[sl.start :], sqU[sl], sqU[sl.start :])
         _mask_lower(D, np.inf)  # each pair once (j > i)
-        if ones:
-            below += np.count_nonzero(D < lo)
-        else:
-            below += float((counts[sl][:, None] * counts[None, sl.start :])[D < lo].sum())
-        ii, jj = np.nonzero((D >= lo) & (D <= hi))
-        cv.append(D[ii, jj])
+        ii, jj = np.nonzero(D <= hmax)
+        v = D[ii, jj]
         jj = jj + sl.start
-        inside += ii.size
-        if inside > cap:
-            return None
-        ci.append(ii + sl.start)
-        cj.append(jj)
-        cw.append(counts[ii + sl.start] * counts[jj])
+        ii = ii + sl.start
+        w = None if ones else counts[ii] * counts[jj]
+        for k, (lo, hi) in enumerate(brackets):
+            if not alive[k]:
+                continue
+            low = v < lo
+            below[k] += float(np.count_nonzero(low)) if ones else float(w[low].sum())
+            sel = np.flatnonzero(~low & (v <= hi))
+            inside[k] += sel.size
+            if inside[k] > cap:
+                alive[k] = False
+                parts[k] = None
+                continue
+            ci, cj, cw, cv = parts[k]
+            ci.append(ii[sel])
+            cj.append(jj[sel])
+            cw.append(counts[ii[sel]] * counts[jj[sel]])
+            cv.append(v[sel])
     cat = np.concatenate
-    return float(below), cat(ci), cat(cj), cat(cw), cat(cv)
+    return [(below[k], *(cat(a) for a in parts[k])) if alive[k] else None for k in range(nb)]
+
+
+def _collect_pairs(U, sqU, counts, lo: float, hi: float, cap: float):
+    """Count pairs below ``lo`` and collect those in ``[lo, hi]`` (squared), in one pass.
+
+    Returns the weighted count below, and the pairs (i < j) inside with their weights and
+    squared distances; ``None`` if more than ``cap`` pairs fall inside.
+    """
+    return _collect_pairs_multi(U, sqU, counts, [(lo, hi)], cap)[0]
 
 
 def _histogram_bracket(U, sqU, counts, targets, cap: float):
@@ -967,83 +992,271 @@ def _histogram_bracket(U, sqU, counts, targets, cap: float):
     return lo, hi
 
 
-def _pairwise_percentile(U, sqU, counts, percentile: float, Uraw) -> float:
-    """Exact ``np.percentile`` (linear) of all n(n-1)/2 pairwise distances, without storing them.
+def _sample_bracket(Ds, S, counts, sqU, targets, distinct_total, sorted_flat=None):
+    """Squared-distance bracket ``[lo, hi]`` around target ranks, from a sample of rows.
+
+    ``sorted_flat`` (the sorted sample, unit weights only) lets several brackets share one sort;
+    its order statistics are the values ``np.partition`` would give.
+    """
+    f = np.array(targets) / distinct_total
+    delta = 6 * np.sqrt(f * (1 - f) / (40 * S.size)) + 2e-4
+    f_lo, f_hi = max(f.min() - delta.max(), 0.0), min(f.max() + delta.max(), 1.0)
+    if np.all(counts == 1):
+        flat = Ds.ravel()
+        n_s = flat.size - S.size  # the inf self-distances sort last
+        k_lo, k_hi = int(f_lo * (n_s - 1)), int(np.ceil(f_hi * (n_s - 1)))
+        part = np.partition(flat, [k_lo, k_hi]) if sorted_flat is None else sorted_flat
+        lo, hi = part[k_lo], part[k_hi]
+    else:
+        Ws = counts[S][:, None] * counts[None, :]
+        Ws[np.arange(S.size), S] = 0.0
+        o = np.argsort(Ds, axis=None)
+        vs, cs = Ds.ravel()[o], np.cumsum(Ws.ravel()[o])
+        cs /= cs[-1]
+        lo = vs[min(int(np.searchsorted(cs, f_lo)), vs.size - 1)]
+        hi = vs[min(int(np.searchsorted(cs, f_hi)), vs.size - 1)]
+    if f.min() - delta.max() <= 0:
+        lo = 0.0
+    if f.max() + delta.max() >= 1 or not np.isfinite(hi):
+        hi = float(4 * np.max(sqU)) * (1 + 1e-9) + 1e-300
+    return float(lo), float(hi)
+
+
+def _select_ranks(res, pending, targets, sqU, Uraw, values) -> None:
+    """Exact distances of the target ranks from the pairs collected in a bracket."""
+    below, ci, cj, cw, d2 = res
+    if np.all(cw == 1):
+        # unit weights: the rank inside the bracket is t - below, so selection (no full sort)
+        # finds the BLAS value there; the window of near-ties around it is resolved on the
+        # exact distances, as below
+        scale = 1e-12 * float(np.max(sqU))
+        for r, t in zip(pending, targets, strict=True):
+            pos = min(int(t - below), d2.size - 1)
+            v = np.partition(d2, pos)[pos]
+            tol = 1e-9 * v + scale
+            a = int(np.count_nonzero(d2 < v - tol))
+            idx = np.flatnonzero((d2 >= v - tol) & (d2 <= v + tol))
+            exact = _exact_dist(Uraw, ci[idx], cj[idx])
+            k = min(int(t - below - a), idx.size - 1)
+            values[r] = float(np.partition(exact, k)[k])
+        return
+    # order on the BLAS values; only a window of near-ties around each target needs the
+    # exact distances (values outside it differ by far more than the rounding error)
+    order = np.argsort(d2, kind="stable")
+    d2, ci, cj, cw = d2[order], ci[order], cj[order], cw[order]
+    cum = below + np.cumsum(cw)
+    for r, t in zip(pending, targets, strict=True):
+        pos = min(int(np.searchsorted(cum, t, side="right")), d2.size - 1)
+        tol = 1e-9 * d2[pos] + 1e-12 * float(np.max(sqU))
+        a = int(np.searchsorted(d2, d2[pos] - tol, side="left"))
+        b = int(np.searchsorted(d2, d2[pos] + tol, side="right"))
+        exact = _exact_dist(Uraw, ci[a:b], cj[a:b])
+        sub = np.argsort(exact, kind="stable")
+        base = below + (cum[a - 1] - below if a > 0 else 0.0)
+        sub_cum = base + np.cumsum(cw[a:b][sub])
+        k = min(int(np.searchsorted(sub_cum, t, side="right")), b - a - 1)
+        values[r] = float(exact[sub][k])
+
+
+def _pairwise_percentiles(U, sqU, counts, percentiles, Uraw) -> list[float]:
+    """Exact ``np.percentile`` (linear) of all n(n-1)/2 pairwise distances, for several q at once.
 
     Distinct rows ``U`` carry multiplicities ``counts``: a pair of distinct rows stands for
     ``c_u * c_v`` distances, a row for ``c_u (c_u - 1) / 2`` zeros. A sample of rows brackets
-    the target order statistics; one blocked pass counts the pairs below the bracket and
-    collects those inside, whose distances are recomputed from coordinate differences and
-    selected exactly. If the bracket misses (checked), weighted histograms narrow it instead.
+    each percentile's target order statistics; one blocked pass over all pairs counts, for every
+    bracket, the pairs below it and collects those inside, whose distances are recomputed from
+    coordinate differences and selected exactly. A bracket that misses (checked) is narrowed by
+    weighted histograms and collected again on its own. The result for each percentile is the
+    same as computing it alone.
     """
     m = U.shape[0]
     n = counts.sum()
     total = n * (n - 1) / 2
-    h = (total - 1) * percentile / 100.0
-    lo_r, hi_r = int(np.floor(h)), int(np.ceil(h))
     zeros = float(np.sum(counts * (counts - 1) / 2))
-    values = {r: 0.0 for r in (lo_r, hi_r) if r < zeros}
-    pending = [r for r in sorted({lo_r, hi_r}) if r >= zeros]
-    if pending:
-        targets = [r - zeros for r in pending]  # ranks among pairs of distinct rows
-        distinct_total = total - zeros
-        cap = 4_000_000
-        # bracket from a sample of rows (rows are the sampling units: conservative margin)
+    distinct_total = total - zeros
+    cap = 4_000_000
+    jobs, out = [], []
+    for q in percentiles:
+        h = (total - 1) * q / 100.0
+        lo_r, hi_r = int(np.floor(h)), int(np.ceil(h))
+        values = {r: 0.0 for r in (lo_r, hi_r) if r < zeros}
+        pending = [r for r in sorted({lo_r, hi_r}) if r >= zeros]
+        out.append((h, lo_r, hi_r, values))
+        if pending:
+            jobs.append((pending, [r - zeros for r in pending], values))  # ranks among distinct
+    if jobs:
+        # brackets from one sample of rows (rows are the sampling units: conservative margin)
         S = np.unique(np.linspace(0, m - 1, min(m, 512)).astype(np.intp))
         Ds = _sqdist(U[S], U, sqU[S], sqU)
         Ds[np.arange(S.size), S] = np.inf
-        f = np.array(targets) / distinct_total
-        delta = 6 * np.sqrt(f * (1 - f) / (40 * S.size)) + 2e-4
-        f_lo, f_hi = max(f.min() - delta.max(), 0.0), min(f.max() + delta.max(), 1.0)
-        if np.all(counts == 1):
-            flat = Ds.ravel()
-            n_s = flat.size - S.size  # the inf self-distances sort last
-            k_lo, k_hi = int(f_lo * (n_s - 1)), int(np.ceil(f_hi * (n_s - 1)))
-            part = np.partition(flat, [k_lo, k_hi])
-            lo, hi = part[k_lo], part[k_hi]
+        shared = np.sort(Ds, axis=None) if len(jobs) > 1 and np.all(counts == 1) else None
+        brackets = [_sample_bracket(Ds, S, counts, sqU, t, distinct_total, shared)
+                    for _, t, _ in jobs]
+        # widen by a relative 1e-9 so rounding of the BLAS distances cannot drop a pair
+        wide = [(lo * (1 - 1e-9), hi * (1 + 1e-9) + 1e-300) for lo, hi in brackets]
+        if len(wide) == 1:
+            got = [_collect_pairs(U, sqU, counts, *wide[0], cap)]
         else:
-            Ws = counts[S][:, None] * counts[None, :]
-            Ws[np.arange(S.size), S] = 0.0
-            o = np.argsort(Ds, axis=None)
-            vs, cs = Ds.ravel()[o], np.cumsum(Ws.ravel()[o])
-            cs /= cs[-1]
-            lo = vs[min(int(np.searchsorted(cs, f_lo)), vs.size - 1)]
-            hi = vs[min(int(np.searchsorted(cs, f_hi)), vs.size - 1)]
-        if f.min() - delta.max() <= 0:
-            lo = 0.0
-        if f.max() + delta.max() >= 1 or not np.isfinite(hi):
-            hi = float(4 * np.max(sqU)) * (1 + 1e-9) + 1e-300
-        res = None
-        for attempt in range(2):
-            # widen by a relative 1e-9 so rounding of the BLAS distances cannot drop a pair
-            got = _collect_pairs(U, sqU, counts, lo * (1 - 1e-9), hi * (1 + 1e-9) + 1e-300, cap)
-            if got is not None:
-                below, ci, cj, cw, d2 = got
-                if below <= min(targets) and max(targets) < below + cw.sum():
-                    res = got
-                    break
-            if attempt == 0:
+            got = _collect_pairs_multi(U, sqU, counts, wide, cap)
+        for (pending, targets, values), res in zip(jobs, got, strict=True):
+            ok = res is not None and res[0] <= min(targets) and max(targets) < res[0] + res[3].sum()
+            if not ok:
                 lo, hi = _histogram_bracket(U, sqU, counts, targets, cap)
-        if res is None:
-            raise RuntimeError("internal: could not bracket the distance percentile")
-        below, ci, cj, cw, d2 = res
-        # order on the BLAS values; only a window of near-ties around each target needs the
-        # exact distances (values outside it differ by far more than the rounding error)
-        order = np.argsort(d2, kind="stable")
-        d2, ci, cj, cw = d2[order], ci[order], cj[order], cw[order]
-        cum = below + np.cumsum(cw)
-        for r, t in zip(pending, targets, strict=True):
-            pos = min(int(np.searchsorted(cum, t, side="right")), d2.size - 1)
-            tol = 1e-9 * d2[pos] + 1e-12 * float(np.max(sqU))
-            a = int(np.searchsorted(d2, d2[pos] - tol, side="left"))
-            b = int(np.searchsorted(d2, d2[pos] + tol, side="right"))
-            exact = _exact_dist(Uraw, ci[a:b], cj[a:b])
-            sub = np.argsort(exact, kind="stable")
-            base = below + (cum[a - 1] - below if a > 0 else 0.0)
-            sub_cum = base + np.cumsum(cw[a:b][sub])
-            k = min(int(np.searchsorted(sub_cum, t, side="right")), b - a - 1)
-            values[r] = float(exact[sub][k])
-    return values[lo_r] + (h - lo_r) * (values[hi_r] - values[lo_r])
+                res = _collect_pairs(U, sqU, counts, lo * (1 - 1e-9), hi * (1 + 1e-9) + 1e-300,
+                                     cap)
+                if res is None or not (res[0] <= min(targets)
+                                       and max(targets) < res[0] + res[3].sum()):
+                    raise RuntimeError("internal: could not bracket the distance percentile")
+            _select_ranks(res, pending, targets, sqU, Uraw, values)
+    return [values[lo_r] + (h - lo_r) * (values[hi_r] - values[lo_r])
+            for h, lo_r, hi_r, values in out]
+
+
+def _pairwise_percentile(U, sqU, counts, percentile: float, Uraw) -> float:
+    """Exact ``np.percentile`` (linear) of all pairwise distances (see _pairwise_percentiles)."""
+    return _pairwise_percentiles(U, sqU, counts, [percentile], Uraw)[0]
+
+
+#: Neighbours per point searched first for the nearest denser point (shared by all radii).
+_DP_NEIGHBOURS = 32
+
+
+def _delta_triangular(U, U_raw, sqU, inverse, rep_rank, is_first):
+    """``delta`` by one lower-triangular pass over the rows sorted by density (one radius)."""
+    m, n = U.shape[0], inverse.size
+    # in density order, the denser rows of row p are rows 0..p-1
+    perm = np.argsort(rep_rank, kind="stable")
+    Us, sqs = U[perm], sqU[perm]
+    near_j = np.full(m, -1, np.int64)
+    for sl in _blocks(m, m):
+        D = _sqdist(Us[sl], Us[: sl.stop], sqs[sl], sqs[: sl.stop], clip=False)
+        _mask_upper_from(D, sl.start, np.inf)
+        near_j[sl] = np.argmin(D, axis=1)
+    near_j[0] = -1
+    near = np.empty(m)
+    near[1:] = _exact_dist(U_raw, perm[1:], perm[near_j[1:]])
+    # the densest row: largest distance to any point
+    top_row = np.sqrt(np.maximum(_sqdist(Us[:1], Us, sqs[:1], sqs)[0], 0.0))
+    near[0] = float(_exact_dist(U_raw, perm[0], perm[int(np.argmax(top_row))]))
+    near_u = np.empty(m)
+    near_u[perm] = near
+    delta = np.zeros(n)
+    delta[is_first] = near_u[inverse[is_first]]
+    return delta
+
+
+def _density_order_delta(U, U_raw, sqU, inverse, rho, knn=None):
+    """``delta`` of every point for given densities (strict order, duplicates as documented).
+
+    ``knn`` = ``(idx, dist)``, the exact nearest neighbours of every distinct row (worth
+    computing once for several radii): a row's nearest denser row is the first denser one in its
+    list, when it is clearly closer than the list's last entry; the few other rows (local
+    density maxima) are searched among all rows. Without ``knn`` (one radius) one
+    lower-triangular pass in density order searches all rows. Both pick the nearest denser row;
+    they can differ only where two candidates are equally near up to the rounding of the
+    expanded distance formula.
+    """
+    n, m = rho.size, U.shape[0]
+    # strict order: rho (rounded so that float noise cannot split ties), then index
+    key = np.round(rho / max(rho.max(), 1e-300), 9)
+    order = np.lexsort((np.arange(n), -key))
+    rank = np.empty(n, np.int64)
+    rank[order] = np.arange(n)
+    # each distinct row is represented by its first (densest-ranked) copy
+    rep_rank = np.full(m, n, np.int64)
+    np.minimum.at(rep_rank, inverse, rank)
+    is_first = rank == rep_rank[inverse]
+    if knn is None:
+        return _delta_triangular(U, U_raw, sqU, inverse, rep_rank, is_first)
+    idx, dist = knn
+    rows = np.arange(m)
+    denser = rep_rank[idx] < rep_rank[:, None]
+    first = np.argmax(denser, axis=1)
+    found = denser[rows, first]
+    if idx.shape[1] < m - 1:  # a partial list: the hit must be clear of its (rounded) end
+        found &= dist[rows, first] < dist[:, -1] * (1 - 1e-6)
+    top = int(np.argmin(rep_rank))
+    found[top] = False
+    near_j = np.where(found, idx[rows, first], -1)
+    rest = np.flatnonzero(~found)
+    rest = rest[rest != top]
+    for sl in _blocks(rest.size, m):
+        r = rest[sl]
+        D = _sqdist(U[r], U, sqU[r], sqU, clip=False)
+        D[rep_rank[None, :] >= rep_rank[r][:, None]] = np.inf  # only denser rows
+        near_j[r] = np.argmin(D, axis=1)
+    near_u = np.empty(m)
+    others = rows != top
+    near_u[others] = _exact_dist(U_raw, rows[others], near_j[others])
+    # the densest row: largest distance to any point
+    far = _sqdist(U[top : top + 1], U, sqU[top : top + 1], sqU)[0]
+    near_u[top] = float(_exact_dist(U_raw, top, int(np.argmax(far))))
+    delta = np.zeros(n)
+    delta[is_first] = near_u[inverse[is_first]]
+    return delta
+
+
+def density_peaks_multi(X, percentiles) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """:func:`density_peaks` for several percentiles of the same ``X``, sharing distance passes.
+
+    Every result equals ``density_peaks(X, p)`` (``rho`` bitwise, ``delta`` up to the rounding
+    of near-equal candidate distances, equal in our checks): the exact percentiles of the pairwise
+    distances come from one sample and one blocked pass for all ``p`` (instead of one each),
+    ``rho`` for every ``d_c`` from one pass of squared distances, and the nearest neighbours that
+    give most points' ``delta`` from one more pass; per percentile only the few local density
+    maxima are searched among all points.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Finite data, at least 2 points.
+    percentiles : sequence of float
+        Percentiles of the pairwise distances used as ``d_c``, each in ``(0, 100]``.
+
+    Returns
+    -------
+    list of (rho, delta, gamma)
+        One tuple of arrays of shape (n_samples,) per percentile, in the order given.
+    """
+    X = check_matrix("X", X, min_samples=2)
+    if isinstance(percentiles, (str, bytes)) or np.ndim(percentiles) != 1:
+        raise TypeError(f"percentiles must be a sequence of numbers, got {percentiles!r}")
+    if len(percentiles) == 0:
+        raise ValueError("percentiles must not be empty")
+    qs = [check_float(f"percentiles[{i}]" if len(percentiles) > 1 else "percentile", p,
+                      minimum=0.0, maximum=100.0, open_low=True)
+          for i, p in enumerate(percentiles)]
+    U_raw, inverse, counts = _unique_rows(X)
+    if U_raw.shape[0] < 2:
+        raise ValueError("X: all points are identical; density peaks are undefined")
+    U, sqU = _prepare(U_raw)
+    dcs = _pairwise_percentiles(U, sqU, counts, qs, U_raw)
+    for q, dc in zip(qs, dcs, strict=True):
+        if dc <= 0:
+            raise ValueError(
+                f"percentile={q} gives d_c = 0 (duplicated points); choose a larger one"
+            )
+    m = U.shape[0]
+    # rho: the kernel matrix is symmetric, so only blocks right of the diagonal are computed
+    # and each block adds to the rows' and to the columns' sums; one distance block serves
+    # every d_c
+    rho_u = [counts - 1.0 for _ in dcs]  # the other copies of the point itself, at distance 0
+    for sl in _blocks(m, m):
+        D2 = _sqdist(U[sl], U[sl.start :], sqU[sl], sqU[sl.start :], clip=False)
+        for r, dc in zip(rho_u, dcs, strict=True):
+            D = D2 * (-1.0 / dc**2)
+            np.exp(D, out=D)
+            _mask_lower(D, 0.0)
+            r[sl] += D @ counts[sl.start :]
+            r[sl.start :] += counts[sl] @ D
+    # several radii: one neighbour search serves every delta pass
+    knn = _knn(U, sqU, min(_DP_NEIGHBOURS, m - 1)) if len(dcs) > 1 else None
+    out = []
+    for r in rho_u:
+        rho = r[inverse]
+        delta = _density_order_delta(U, U_raw, sqU, inverse, rho, knn)
+        out.append((rho, delta, rho * delta))
+    return out
 
 
 def density_peaks(X, percentile: float = 2.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -1054,7 +1267,8 @@ def density_peaks(X, percentile: float = 2.0) -> tuple[np.ndarray, np.ndarray, n
     without storing them. ``delta_i`` = distance to the nearest point that is denser than ``i``,
     where "denser" is a strict total order: larger ``rho``, ties (``rho`` equal up to 1e-9 of
     the largest ``rho``) going to the smaller index; the densest point gets the largest
-    distance to any point. ``gamma = rho * delta``.
+    distance to any point. ``gamma = rho * delta``. For several percentiles of the same data use
+    :func:`density_peaks_multi` (same results, shared distance passes).
 
     Duplicated points are defined consistently: copies of a point have identical ``rho``; the
     first copy (smallest index) gets the ``delta`` of the point, the later copies ``delta = 0``
@@ -1074,57 +1288,7 @@ def density_peaks(X, percentile: float = 2.0) -> tuple[np.ndarray, np.ndarray, n
     """
     X = check_matrix("X", X, min_samples=2)
     percentile = check_float("percentile", percentile, minimum=0.0, maximum=100.0, open_low=True)
-    U_raw, inverse, counts = _unique_rows(X)
-    if U_raw.shape[0] < 2:
-        raise ValueError("X: all points are identical; density peaks are undefined")
-    U, sqU = _prepare(U_raw)
-    dc = _pairwise_percentile(U, sqU, counts, percentile, U_raw)
-    if dc <= 0:
-        raise ValueError(
-            f"percentile={percentile} gives d_c = 0 (duplicated points); choose a larger one"
-        )
-    m = U.shape[0]
-    # rho: the kernel matrix is symmetric, so only blocks right of the diagonal are computed
-    # and each block adds to the rows' and to the columns' sums
-    rho_u = counts - 1.0  # the other copies of the point itself, at distance 0
-    inv_dc2 = -1.0 / dc**2
-    for sl in _blocks(m, m):
-        D = _sqdist(U[sl], U[sl.start :], sqU[sl], sqU[sl.start :], clip=False)
-        D *= inv_dc2
-        np.exp(D, out=D)
-        _mask_lower(D, 0.0)
-        rho_u[sl] += D @ counts[sl.start :]
-        rho_u[sl.start :] += counts[sl] @ D
-    n = X.shape[0]
-    rho = rho_u[inverse]
-    # strict order: rho (rounded so that float noise cannot split ties), then index
-    key = np.round(rho / max(rho.max(), 1e-300), 9)
-    order = np.lexsort((np.arange(n), -key))
-    rank = np.empty(n, np.int64)
-    rank[order] = np.arange(n)
-    # each distinct row is represented by its first (densest-ranked) copy
-    rep_rank = np.full(m, n, np.int64)
-    np.minimum.at(rep_rank, inverse, rank)
-    is_first = rank == rep_rank[inverse]
-    # in density order, the denser rows of row p are rows 0..p-1: a lower-triangular pass
-    perm = np.argsort(rep_rank, kind="stable")
-    Us, sqs = U[perm], sqU[perm]
-    near_j = np.full(m, -1, np.int64)
-    for sl in _blocks(m, m):
-        D = _sqdist(Us[sl], Us[: sl.stop], sqs[sl], sqs[: sl.stop], clip=False)
-        _mask_upper_from(D, sl.start, np.inf)
-        near_j[sl] = np.argmin(D, axis=1)
-    near_j[0] = -1
-    near = np.empty(m)
-    near[1:] = _exact_dist(U_raw, perm[1:], perm[near_j[1:]])
-    # the densest row: largest distance to any point
-    top_row = np.sqrt(np.maximum(_sqdist(Us[:1], Us, sqs[:1], sqs)[0], 0.0))
-    near[0] = float(_exact_dist(U_raw, perm[0], perm[int(np.argmax(top_row))]))
-    near_u = np.empty(m)
-    near_u[perm] = near
-    delta = np.zeros(n)
-    delta[is_first] = near_u[inverse[is_first]]
-    return rho, delta, rho * delta
+    return density_peaks_multi(X, [percentile])[0]
 
 
 # --------------------------------------------------------------------------------------------

@@ -199,6 +199,7 @@ def test_density_peaks_sweep_table_and_cache(tmp_path, monkeypatch):
     import mnistnd.validity
 
     monkeypatch.setattr(mnistnd.validity, "density_peaks", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(mnistnd.validity, "density_peaks_multi", lambda *a, **k: 1 / 0)
     again = emb.density_peaks_sweep(data, [1.0, 5.0], cache_dir=tmp_path, progress=False)
     for key in sweep:
         for a, b in zip(sweep[key], again[key], strict=True):
@@ -224,6 +225,7 @@ def test_density_peaks_sweep_bad_percentiles(bad, monkeypatch):
     import mnistnd.validity
 
     monkeypatch.setattr(mnistnd.validity, "density_peaks", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(mnistnd.validity, "density_peaks_multi", lambda *a, **k: 1 / 0)
     with pytest.raises(ValueError, match="percentiles"):
         emb.density_peaks_sweep({2: np.zeros((5, 2))}, bad, progress=False)
 
@@ -327,3 +329,50 @@ def test_figures_have_labelled_axes():
         plt.close(fig)
     with pytest.raises(KeyError, match="no results"):
         plots.decision_graphs(sweep, dims=[7])
+
+
+# ------------------------------------------------------------------ densest-point cap
+def test_counting_gamma_caps_the_densest_point():
+    rho = np.array([10.0, 9.0, 8.0, 1.0])
+    delta = np.array([50.0, 4.0, 3.0, 0.5])  # densest point: largest distance to any point
+    np.testing.assert_allclose(emb.counting_gamma(rho, delta), [40.0, 36.0, 24.0, 0.5])
+    # ties of the largest rho: the first is the densest
+    np.testing.assert_allclose(emb.counting_gamma([5.0, 5.0, 1.0], [9.0, 2.0, 1.0]),
+                               [10.0, 10.0, 1.0])
+    # already below the cap: unchanged
+    np.testing.assert_allclose(emb.counting_gamma([5.0, 1.0, 1.0], [1.0, 2.0, 3.0]),
+                               [5.0, 2.0, 3.0])
+
+
+def test_cap_turns_the_artefactual_single_centre_into_the_peaks():
+    # two peaks well above a smooth bulk; the densest point's delta spans the whole data set
+    rho = np.r_[[100.0, 80.0], 10.0 / 1.05 ** np.arange(38)]
+    delta = np.r_[[2000.0, 10.0], np.ones(38)]
+    g = np.sort(rho * delta)[::-1][:30]
+    assert int(np.argmax(g[:-1] / g[1:])) + 1 == 1  # raw gammas: the artefact
+    assert emb.clear_centres(rho, delta) == 2
+    np.testing.assert_array_equal(emb.centre_indices(rho, delta), [0, 1])
+    assert emb.gap_ratios(rho, delta)[0] == pytest.approx(1000.0 / 800.0)
+
+
+@pytest.mark.parametrize("percentile", [1.0, 2.0, 5.0])
+def test_clear_centres_single_blob_at_most_one(percentile):
+    from mnistnd.validity import density_peaks
+
+    X, _ = _blobs(1, n=300, seed=7)
+    rho, delta, _ = density_peaks(X, percentile)
+    assert emb.clear_centres(rho, delta) <= 1
+
+
+def test_sweep_equals_single_percentile_calls(tmp_path):
+    from mnistnd.validity import density_peaks
+
+    X = _blobs(3, n=40)[0]
+    # one percentile cached first, the others computed together later
+    emb.density_peaks_sweep({2: X}, [2.0], cache_dir=tmp_path, progress=False)
+    sweep = emb.density_peaks_sweep({2: X}, [0.5, 2.0, 5.0], cache_dir=tmp_path, progress=False)
+    assert list(sweep) == [(2, 0.5), (2, 2.0), (2, 5.0)]
+    for (_, p), res in sweep.items():
+        for a, b in zip(res, density_peaks(X, p), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=0)
+    assert len(list(tmp_path.glob("dpeaks-*.npz"))) == 3

@@ -443,6 +443,13 @@ def test_density_peaks_ties_and_duplicates():
         np.testing.assert_allclose(rho, rr, rtol=TOL, atol=TOL)
         np.testing.assert_allclose(delta, dd, rtol=TOL, atol=TOL)
         np.testing.assert_allclose(gamma, gg, rtol=TOL, atol=TOL)
+    # the shared-pass version (neighbour lists for delta) agrees on ties and duplicates too
+    for p, (r2, d2, g2) in zip((1.0, 5.0, 30.0), V.density_peaks_multi(X, [1.0, 5.0, 30.0]),
+                               strict=True):
+        rr, dd, gg = bf_density_peaks(X, p)
+        np.testing.assert_allclose(r2, rr, rtol=TOL, atol=TOL)
+        np.testing.assert_allclose(d2, dd, rtol=TOL, atol=TOL)
+        np.testing.assert_allclose(g2, gg, rtol=TOL, atol=TOL)
     # copies share rho; the later copies have delta 0
     assert rho[36] == rho[0] and delta[36] == 0.0 and delta[0] > 0
     assert delta[37] == 0.0 and delta[38] == 0.0
@@ -540,3 +547,57 @@ def test_score_all_reports_undefined_indices():
     assert all(np.isfinite(out[k]) for k in ("DISCO", "DBCV", "DCSI", "S_Dbw"))
     table = V.indices_table({2: blobs(n_per=20, seed=1)})
     assert table.loc[0, "DBCV paper"] == -1.0 and table.loc[0, "n_points"] == 60
+
+
+@pytest.mark.parametrize("dup", [False, True])
+def test_density_peaks_multi_equals_single(dup, monkeypatch):
+    rng = np.random.default_rng(21)
+    X = rng.standard_normal((260, 4))
+    if dup:
+        X = np.concatenate([X, X[:15]])
+    monkeypatch.setattr(V, "_BLOCK_BYTES", 8 * 260 * 9)  # several blocks
+    qs = [0.1, 0.5, 2.0, 5.0, 100.0] if dup else [0.01, 0.1, 0.5, 2.0, 5.0, 100.0]
+    multi = V.density_peaks_multi(X, qs)
+    assert len(multi) == len(qs)
+    for q, got in zip(qs, multi, strict=True):
+        single = V.density_peaks(X, q)  # delta: neighbour lists here, one triangular pass there
+        np.testing.assert_array_equal(got[0], single[0])
+        np.testing.assert_allclose(got[1], single[1], rtol=1e-12, atol=0)
+        np.testing.assert_allclose(got[2], single[2], rtol=1e-12, atol=0)
+    # the shared percentile pass is exact for every q
+    U, inv, cnt = V._unique_rows(X)
+    Uc, sq = V._prepare(U)
+    ref = np.percentile(pdist(X), qs)
+    np.testing.assert_allclose(V._pairwise_percentiles(Uc, sq, cnt, qs, U), ref, rtol=1e-12,
+                               atol=0)
+
+
+def test_density_peaks_multi_one_bracket_misses(monkeypatch):
+    # one bracket of the shared pass overflowing is collected again on its own, still exact
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((300, 3))
+    orig = V._collect_pairs_multi
+    calls = []
+
+    def first_misses(U, sqU, counts, brackets, cap):
+        calls.append(len(brackets))
+        got = orig(U, sqU, counts, brackets, cap)
+        return [None, *got[1:]] if len(brackets) > 1 else got
+
+    monkeypatch.setattr(V, "_collect_pairs_multi", first_misses)
+    U, inv, cnt = V._unique_rows(X)
+    Uc, sq = V._prepare(U)
+    qs = [0.3, 3.0, 30.0]
+    np.testing.assert_allclose(V._pairwise_percentiles(Uc, sq, cnt, qs, U),
+                               np.percentile(pdist(X), qs), rtol=1e-12, atol=0)
+    assert calls[0] == 3 and calls[1:] == [1]  # shared pass, then the missed one alone
+
+
+def test_density_peaks_multi_bad_input():
+    X = np.random.default_rng(0).standard_normal((10, 2))
+    with pytest.raises(ValueError, match=r"percentiles\[1\]"):
+        V.density_peaks_multi(X, [1.0, 0.0])
+    with pytest.raises(ValueError, match="empty"):
+        V.density_peaks_multi(X, [])
+    with pytest.raises(TypeError, match="percentiles"):
+        V.density_peaks_multi(X, 2.0)
