@@ -16,8 +16,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
+
+from _harness import make_blobs, run_child
 
 TARGET_SPEEDUP = 3.0
 #: The paper's eight radii (App. E), for ``--sweep``.
@@ -25,14 +26,6 @@ SWEEP = [0.01, 0.1, 0.3, 0.5, 1.0, 2.0, 3.0, 5.0]
 TARGET_PEAK_MB = 1024.0
 
 
-def make_data(n: int, dim: int, seed: int = 0):
-    """Ten overlapping Gaussian clusters, deterministic."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((10, dim))
-    labels = rng.integers(0, 10, n)
-    return centres[labels] + 0.8 * rng.standard_normal((n, dim))
 
 
 def child(name: str, n: int, dim: int, percentile: float) -> None:
@@ -43,7 +36,7 @@ def child(name: str, n: int, dim: int, percentile: float) -> None:
     import numpy as np
     from threadpoolctl import threadpool_limits
 
-    X = make_data(n, dim)
+    X, _ = make_blobs(n, dim)
     with threadpool_limits(2):
         t0 = time.perf_counter()
         if name == "ours":
@@ -77,16 +70,9 @@ def child(name: str, n: int, dim: int, percentile: float) -> None:
 
 
 def run(name: str, n: int, dim: int, percentile: float) -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS="2", OPENBLAS_NUM_THREADS="2", MKL_NUM_THREADS="2")
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", name, "--n", str(n), "--dim", str(dim),
-         "--percentile", str(percentile)],
-        capture_output=True, text=True, env=env, check=False,
-    )
-    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
-    if out.returncode != 0 or not lines:
-        return {"name": name, "skipped": f"failed: {out.stderr.strip().splitlines()[-1:]}"}
-    return json.loads(lines[-1])
+    """Measure one implementation in a fresh process."""
+    args = ["--n", str(n), "--dim", str(dim), "--percentile", str(percentile)]
+    return run_child(__file__, name, args)
 
 
 def main() -> int:

@@ -14,8 +14,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
+
+from _harness import make_blobs, run_child
 
 TARGET_TOTAL_S = 5.0
 TARGET_PEAK_MB = 1024.0
@@ -31,15 +32,6 @@ CASES = {
 }
 
 
-def make_data(n: int, dim: int, seed: int = 0):
-    """Ten overlapping Gaussian clusters (like an MNIST-Nd embedding), deterministic."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((10, dim))
-    labels = rng.integers(0, 10, n)
-    X = centres[labels] + 0.8 * rng.standard_normal((n, dim))
-    return X, labels
 
 
 def child(name: str, n: int, dim: int) -> None:
@@ -56,7 +48,7 @@ def child(name: str, n: int, dim: int) -> None:
     except ImportError as err:
         print(json.dumps({"name": name, "skipped": str(err)}))
         return
-    X, y = make_data(n, dim)
+    X, y = make_blobs(n, dim)
     with threadpool_limits(2):
         t0 = time.perf_counter()
         value = float(f(X, y, **kw))
@@ -66,15 +58,8 @@ def child(name: str, n: int, dim: int) -> None:
 
 
 def run(name: str, n: int, dim: int) -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS="2", OPENBLAS_NUM_THREADS="2", MKL_NUM_THREADS="2")
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", name, "--n", str(n), "--dim", str(dim)],
-        capture_output=True, text=True, env=env, check=False,
-    )
-    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
-    if out.returncode != 0 or not lines:
-        return {"name": name, "skipped": f"failed: {out.stderr.strip().splitlines()[-1:]}"}
-    return json.loads(lines[-1])
+    """Measure one index in a fresh process."""
+    return run_child(__file__, name, ["--n", str(n), "--dim", str(dim)])
 
 
 def main() -> int:
