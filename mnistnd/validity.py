@@ -51,6 +51,18 @@ _KNN_SAMPLE_MIN = 4096
 # --------------------------------------------------------------------------------------------
 # distance helpers
 # --------------------------------------------------------------------------------------------
+
+
+def _find(parent: list, x: int) -> int:
+    """Union-find root of ``x`` with path compression (``parent`` is a plain list: faster)."""
+    root = x
+    while parent[root] != root:
+        root = parent[root]
+    while parent[x] != root:
+        parent[x], x = root, parent[x]
+    return root
+
+
 def _blocks(n_rows: int, n_cols: int, block_bytes: int | None = None):
     """Yield ``slice`` objects over ``n_rows`` so that a block of rows x n_cols fits the budget."""
     budget = _BLOCK_BYTES if block_bytes is None else block_bytes
@@ -176,14 +188,6 @@ def _boruvka_mr_mst(X, sq, core, nbr, nbr_d, max_components: int = 3000):
     lower = np.maximum(nbr_d[:, -1], core)
     parent = list(range(n))
 
-    def find(x):
-        root = x
-        while parent[root] != root:
-            root = parent[root]
-        while parent[x] != root:
-            parent[x], x = root, parent[x]
-        return root
-
     ea, eb, ew = [], [], []
     comp = np.arange(n)
     rows = np.arange(n)
@@ -205,14 +209,14 @@ def _boruvka_mr_mst(X, sq, core, nbr, nbr_d, max_components: int = 3000):
         added = 0
         for i in first.tolist():
             j = int(nbr[i, jpos[i]])
-            ri, rj = find(i), find(j)
+            ri, rj = _find(parent, i), _find(parent, j)
             if ri != rj:
                 parent[rj] = ri
                 ea.append(i)
                 eb.append(j)
                 ew.append(best[i])
                 added += 1
-        comp = np.fromiter((find(x) for x in range(n)), np.intp, n)
+        comp = np.fromiter((_find(parent, x) for x in range(n)), np.intp, n)
         if added == 0 or len(ea) == n - 1:
             break
     if len(ea) < n - 1 and np.unique(comp).size > max_components:
@@ -366,17 +370,9 @@ def _single_linkage(n: int, a, b, w):
     node_of = list(range(n))  # tree node holding the component of a representative
     a_l, b_l = a.tolist(), b.tolist()
 
-    def find(x):
-        root = x
-        while comp[root] != root:
-            root = comp[root]
-        while comp[x] != root:
-            comp[x], x = root, comp[x]
-        return root
-
     children = np.empty((n - 1, 2), np.intp)
     for t, e in enumerate(order.tolist()):
-        ra, rb = find(a_l[e]), find(b_l[e])
+        ra, rb = _find(comp, a_l[e]), _find(comp, b_l[e])
         children[t] = node_of[ra], node_of[rb]
         comp[rb] = ra
         node_of[ra] = n + t

@@ -43,3 +43,11 @@ def run_child(script: str, name: str, args: list[str], threads: int = 2) -> dict
     if out.returncode != 0 or not lines:
         return {"name": name, "skipped": f"failed: {out.stderr.strip().splitlines()[-1:]}"}
     return json.loads(lines[-1])
+
+
+def print_load(when: str) -> None:
+    """Print the load average, so a reader can judge how quiet the machine was."""
+    try:
+        print(f"load average {when}: {os.getloadavg()}")
+    except OSError:  # not available on every platform
+        pass

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
-from _harness import make_blobs, run_child
+from _harness import make_blobs, print_load, run_child
 
 TARGET_SPEEDUP = 3.0
 #: The paper's eight radii (App. E), for ``--sweep``.
@@ -98,10 +97,7 @@ def main() -> int:
               f"{loop['seconds'] / multi['seconds']:.2f}x faster than the loop; same results: "
               f"{loop['checksum'] == multi['checksum'] and loop['top10'] == multi['top10']}")
         return 0
-    try:
-        print(f"load average before: {os.getloadavg()}")
-    except OSError:
-        pass
+    print_load("before")
     ours = run("ours", args.n, args.dim, args.percentile)
     ref = run("pydpc", args.n, args.dim, args.percentile)
     print(f"\n{args.n} x {args.dim}, percentile {args.percentile}, 2 threads per run")
@@ -120,10 +116,7 @@ def main() -> int:
           f"top-10 gamma points shared with pydpc: {shared}/10")
     ok = speedup >= TARGET_SPEEDUP and ours["peak_mb"] <= TARGET_PEAK_MB
     print("targets MET" if ok else "targets NOT MET")
-    try:
-        print(f"load average after: {os.getloadavg()}")
-    except OSError:
-        pass
+    print_load("after")
     return 0
 
 

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
-from _harness import make_blobs, run_child
+from _harness import make_blobs, print_load, run_child
 
 TARGET_TOTAL_S = 5.0
 TARGET_PEAK_MB = 1024.0
@@ -71,10 +70,7 @@ def main() -> int:
     if args.child:
         child(args.child, args.n, args.dim)
         return 0
-    try:
-        print(f"load average before: {os.getloadavg()}")
-    except OSError:
-        pass
+    print_load("before")
     res = {name: run(name, args.n, args.dim) for name in CASES}
     print(f"\n{args.n} x {args.dim}, 2 threads per run, peak = child ru_maxrss")
     print(f"{'index':8} {'ours s':>8} {'ours MB':>8} {'ref s':>8} {'ref MB':>8} {'speed-up':>9}"
@@ -99,10 +95,7 @@ def main() -> int:
     print(f"\nours together: {total:.2f} s (target <= {TARGET_TOTAL_S} s), "
           f"largest peak {peak:.0f} MB (target <= {TARGET_PEAK_MB:.0f} MB): "
           f"{'MET' if ok else 'NOT MET'}")
-    try:
-        print(f"load average after: {os.getloadavg()}")
-    except OSError:
-        pass
+    print_load("after")
     return 0
 
 
