@@ -950,8 +950,53 @@ def build_book(
     stage = _stage(sources, folder, entries)
     html = _jupyter_book(stage, folder)
     _launch_sources(html, stems)
+    _attach_downloads(html, folder, profile)
     _replace_dir(html, out)
     return out
+
+
+#: Where the built MNIST-Nd datasets are offered for download, relative to the HTML root
+#: (book/datasets.md links here).
+DOWNLOADS_DIR = "downloads/mnistnd"
+
+
+def _attach_downloads(html: Path, folder: Path, profile: str) -> None:
+    """Export the profile's MNIST-Nd datasets into the HTML tree, with an index page.
+
+    The files are build products of the m-VAE chapter, so they cannot be pages of the book:
+    they are exported after the HTML build (``mnistnd.datasets.export``: ``.h5ad``,
+    ``.csv.gz`` and ``manifest.json`` with sha256) and listed in ``index.html``. Without
+    datasets the index says which chapter makes them.
+    """
+    from html import escape
+
+    from mnistnd import datasets
+
+    out = html / DOWNLOADS_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    if datasets.available_dims(folder):
+        datasets.export(artifacts_dir=folder, out_dir=out)
+        manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["datasets"]
+        rows = "".join(
+            f"<tr><td><a href='{escape(e['file'])}'>{escape(e['file'])}</a></td>"
+            f"<td>{e['latent_dim']}</td><td>{e['n_samples']}</td><td>{e['bytes']:,}</td>"
+            f"<td><code>{escape(e['sha256'])}</code></td></tr>"
+            for e in manifest
+        )
+        body = (f"<p>Profile <b>{escape(profile)}</b>: every file, its latent dimension, "
+                "number of test images, size in bytes and sha256 "
+                "(also in <a href='manifest.json'>manifest.json</a>).</p>"
+                "<table><tr><th>file</th><th>d</th><th>samples</th><th>bytes</th>"
+                f"<th>sha256</th></tr>{rows}</table>")
+    else:
+        body = ("<p>This build holds no MNIST-Nd datasets: they are written by the chapter "
+                "<code>notebooks/mvae_training.md</code> (<code>mnistnd run "
+                "mvae_training</code>).</p>")
+    page = ("<!DOCTYPE html><html><head><meta charset='utf-8'>"
+            "<title>MNIST-Nd datasets: downloads</title></head><body>"
+            f"<h1>MNIST-Nd datasets</h1>{body}"
+            "<p><a href='../../book/datasets.html'>What the files contain</a></p></body></html>")
+    (out / "index.html").write_text(page, encoding="utf-8")
 
 
 def _launch_sources(html: Path, stems: list[str]) -> None:

@@ -202,3 +202,21 @@ def test_intro_map_links_every_chapter_of_the_toc():
     assert linked <= set(ENTRIES), f"intro links pages not in _toc.yml: {linked - set(ENTRIES)}"
     missing = [e for e in ENTRIES if e.startswith("notebooks/") and e not in linked]
     assert not missing, f"book/intro.md's map does not link {missing}: turn their lines into links"
+
+
+def test_datasets_offered_for_download(book):
+    """The build exports the smoke datasets next to the HTML; the manifest's sha256 are right."""
+    if book.error is not None:
+        pytest.fail(f"no HTML: the build failed:\n{book.error}")
+    import hashlib
+    import json
+
+    folder = book.html / "downloads" / "mnistnd"
+    entries = json.loads((folder / "manifest.json").read_text())["datasets"]
+    dims = {e["latent_dim"] for e in entries}
+    assert {2, 64} <= dims  # the smoke m-VAE chapter writes these two
+    for e in entries:
+        assert hashlib.sha256((folder / e["file"]).read_bytes()).hexdigest() == e["sha256"]
+        assert e["file"] in (folder / "index.html").read_text()
+    page = (book.html / "book" / "datasets.html").read_text(encoding="utf-8")
+    assert "../downloads/mnistnd/index.html" in page
