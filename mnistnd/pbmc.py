@@ -365,6 +365,16 @@ def preprocess_bundled(adata, *, label_key: str = "bulk_labels", max_value: floa
         "label_key": label_key,
         "max_value": max_value,
     }
+    # the sample was QC-filtered upstream but keeps its per-cell QC values: show the same table
+    # (every cell passed; percent_mito is a fraction there)
+    qc_cols = {"n_genes", "n_counts", "percent_mito"}
+    if qc_cols <= set(adata.obs.columns):
+        out.uns["pbmc_qc"] = pd.DataFrame({
+            "n_genes": adata.obs["n_genes"].to_numpy(dtype=float),
+            "total_counts": adata.obs["n_counts"].to_numpy(dtype=float),
+            "pct_mito": 100.0 * adata.obs["percent_mito"].to_numpy(dtype=float),
+            "passes_qc": np.ones(adata.n_obs, dtype=bool),
+        }, index=adata.obs_names.copy())
     return out
 
 

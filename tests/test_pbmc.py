@@ -89,6 +89,10 @@ def test_bundled_path_uses_bulk_labels_and_checks_the_column():
     assert pp.obs["cell_type"].nunique() == 10
     assert pp.uns["pbmc"]["source"] == "bundled"
     assert np.abs(pp.X).max() <= 10.0 + 1e-6
+    qc = pp.uns["pbmc_qc"]  # the sample's stored per-cell QC values, for the QC figure
+    assert list(qc.columns) == ["n_genes", "total_counts", "pct_mito", "passes_qc"]
+    assert len(qc) == 700 and qc["passes_qc"].all()
+    assert np.allclose(qc["pct_mito"], 100 * ref.obs["percent_mito"].to_numpy())
 
 
 def test_cell_types_missing_column():
