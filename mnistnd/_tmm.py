@@ -365,8 +365,6 @@ class StudentTMixture:
         cov = np.atleast_2d(np.cov(Xc, rowvar=False))
         cov[np.arange(dim), np.arange(dim)] += self.reg_covar
         chol = np.repeat(np.linalg.cholesky(cov)[None], n_comp, axis=0)
-        weights = np.full(n_comp, 1.0 / n_comp)
-        df = np.full(n_comp, float(self.df))
         state = (np.full(n_comp, 1.0 / n_comp), loc, chol, np.full(n_comp, float(self.df)))
         # pair products for the dense M-step in small dimensions (bounded memory)
         n_pairs = dim * (dim + 1) // 2

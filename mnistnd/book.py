@@ -43,6 +43,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from mnistnd import settings
+from mnistnd._checks import check_float
+from mnistnd._io import atomic_write
 from mnistnd.profiles import RESERVED, check_profile, profile_parameters
 
 __all__ = [
@@ -563,12 +565,14 @@ def _write_timing(folder: Path, row: dict) -> None:
     path = folder / TIMINGS_FILE
     rows = [r for r in read_timings(folder) if r["chapter"] != row["chapter"]]
     rows.append({k: row[k] for k in _TIMING_FIELDS})
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=_TIMING_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+
+    def write(p: Path) -> None:
+        with open(p, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=_TIMING_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    atomic_write(path, write)
 
 
 def read_timings(folder: str | os.PathLike) -> list[dict]:
@@ -638,6 +642,7 @@ def run_notebook(
     ChapterError
         A cell raised (or the kernel died); the message names the chapter and the cell.
     """
+    timeout = _check_timeout(timeout)
     prepared = _prepare(path, parameters, profile)
     folder = _profile_dir(_artifacts_root(artifacts_dir), profile)
     return _execute(prepared, profile, folder, timeout=timeout, progress_bar=progress_bar)
@@ -790,6 +795,13 @@ def _is_chapter(entry: str) -> bool:
     return entry.startswith(f"{CHAPTER_DIR}/") and entry.count("/") == 1
 
 
+def _check_timeout(timeout):
+    """``timeout`` (seconds per cell) must be ``None`` or a positive number."""
+    if timeout is None:
+        return None
+    return check_float("timeout", timeout, minimum=0, open_low=True)
+
+
 def _source_of(root: Path, entry: str) -> Path | None:
     for ext in ((".md", ".ipynb") if _is_chapter(entry) else (".md", ".ipynb", ".rst")):
         candidate = root / f"{entry}{ext}"
@@ -903,6 +915,7 @@ def build_book(
     from tqdm.auto import tqdm
 
     check_profile(profile)
+    timeout = _check_timeout(timeout)
     root = Path(book_root).resolve() if book_root is not None else find_book_root()
     if not (root / "_toc.yml").is_file() or not (root / "_config.yml").is_file():
         raise FileNotFoundError(f"book_root: {str(root)!r} has no _toc.yml and _config.yml")
@@ -932,9 +945,7 @@ def build_book(
             f"chapters: {stale} have no executed copy in {folder / CHAPTER_DIR}; run them too"
         )
     # check every chapter's parameters before the first one runs
-    prepared = [_prepare(root / f"{CHAPTER_DIR}/{s}.md" if (root / f"{CHAPTER_DIR}/{s}.md")
-                         .is_file() else root / f"{CHAPTER_DIR}/{s}.ipynb", None, profile)
-                for s in to_run]
+    prepared = [_prepare(_source_of(root, f"{CHAPTER_DIR}/{s}"), None, profile) for s in to_run]
     sources = _stage_sources(root, folder, entries, snapshot)
     bar = tqdm(prepared, desc=f"book ({profile})", unit="chapter", disable=not progress_bar)
     try:

@@ -26,18 +26,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from mnistnd import metrics as _metrics
 from mnistnd._checks import check_choice, check_int, check_matrix
+from mnistnd._io import atomic_write
 from mnistnd._parallel import run_tasks
 from mnistnd.settings import artifacts_dir as _artifacts_dir
 from mnistnd.settings import ensure_writable_dir
@@ -51,7 +50,6 @@ __all__ = [
     "bootstrap_ci",
     "cluster",
     "dimension_trend",
-    "load_datasets",
     "n_clusters_found",
     "paired_tests",
     "paper_claims",
@@ -294,29 +292,6 @@ def cluster(X, method: str, n_clusters: int = 10, seed: int = 0, **options) -> n
 
 
 # --------------------------------------------------------------------------- benchmark
-def load_datasets(latent_dims, artifacts_dir=None) -> dict:
-    """Load the MNIST-Nd datasets of the given dimensions, ready for :func:`benchmark`.
-
-    Parameters
-    ----------
-    latent_dims : sequence of int
-        Dimensions (non-empty, positive, distinct), e.g. ``[2, 4, 8, 16, 32, 64]``.
-    artifacts_dir : path, optional
-        Artifacts folder holding the datasets (see :func:`mnistnd.datasets.load_mnistnd`,
-        which names the chapter that builds a missing one).
-
-    Returns
-    -------
-    dict
-        ``{d: AnnData}`` in the order given.
-    """
-    from mnistnd._checks import check_int_list
-    from mnistnd.datasets import load_mnistnd
-
-    dims = check_int_list("latent_dims", latent_dims, minimum=1)
-    if len(set(dims)) != len(dims):
-        raise ValueError(f"latent_dims must be distinct, got {dims}")
-    return {d: load_mnistnd(d, artifacts_dir) for d in dims}
 
 
 def _fit_task(X, method, n_clusters, seed, options):
@@ -546,21 +521,9 @@ def benchmark(
                             (dim, m, s, "bootstrap", "ARI", float(value), found, sec, f"{i}-{j}")
                         )
     table = pd.DataFrame(rows, columns=list(COLUMNS))
-    _write_csv_atomic(table, path)
+    atomic_write(path, lambda p: table.to_csv(p, index=False))
     table.attrs["path"] = str(path)
     return table
-
-
-def _write_csv_atomic(table: pd.DataFrame, path: Path) -> None:
-    """Write ``table`` to ``path`` through a temporary file (no half-written CSV)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp_", suffix=".csv")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            table.to_csv(fh, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # --------------------------------------------------------------------------- analysis of a table

@@ -44,7 +44,6 @@ Examples
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import tarfile
 import tempfile
@@ -55,6 +54,7 @@ from pathlib import Path
 import numpy as np
 
 from mnistnd._checks import check_choice
+from mnistnd._io import file_sha256
 from mnistnd.settings import DATA_ENV, data_dir, ensure_writable_dir
 
 __all__ = [
@@ -155,11 +155,7 @@ def _sha256(path: Path) -> str:
     """Return the sha256 of ``path``, computed once per (path, mtime, size) in this process."""
     key = _file_key(path)
     if key not in _SHA_CACHE:
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-        _SHA_CACHE[key] = digest.hexdigest()
+        _SHA_CACHE[key] = file_sha256(path)
     return _SHA_CACHE[key]
 
 

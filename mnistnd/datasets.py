@@ -25,7 +25,6 @@ import hashlib
 import json
 import os
 import platform
-import tempfile
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -36,11 +35,13 @@ import pandas as pd
 
 from mnistnd import settings
 from mnistnd._checks import check_choice, check_int, check_int_list, check_matrix
+from mnistnd._io import atomic_write, file_sha256
 
 __all__ = [
     "PAPER_DIMS",
     "build",
     "load_mnistnd",
+    "load_many",
     "load_model",
     "load_history",
     "available_dims",
@@ -89,22 +90,8 @@ def _check_pixels(name: str, X) -> np.ndarray:
     return X
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` and move the result to ``path`` atomically."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; artifacts are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def _write_text(path: Path, text: str) -> None:
-    _atomic_write(path, lambda p: p.write_text(text))
+    atomic_write(path, lambda p: p.write_text(text))
 
 
 def _load_data(source, data, n_train, n_test, seed):
@@ -271,10 +258,10 @@ def build(
         best = history.attrs["best_epoch"]
         final = {k: float(v) for k, v in history.iloc[best].items()
                  if k.startswith(("train_", "val_"))}
-        _atomic_write(run_dir / "model.pt", lambda p, m=model, kw=model_kwargs: torch.save(
+        atomic_write(run_dir / "model.pt", lambda p, m=model, kw=model_kwargs: torch.save(
             {"model_kwargs": kw, "state_dict": {k: v.cpu() for k, v in m.state_dict().items()}},
             p))
-        _atomic_write(run_dir / "history.csv", lambda p, h=history: h.to_csv(p, index=False))
+        atomic_write(run_dir / "history.csv", lambda p, h=history: h.to_csv(p, index=False))
         uns = {
             "config": _uns_safe(config), "config_hash": key, "dataset": f"MNIST-{d}d",
             "data_source": {"source": info["source"], "note": str(info.get("note", "")),
@@ -287,7 +274,7 @@ def build(
             "history_columns": np.asarray(history.columns, dtype=str),
         }
         adata = _make_anndata(embedding, y_te, test_index, model, X_te, dev, uns)
-        _atomic_write(path, lambda p, a=adata: a.write_h5ad(p))
+        atomic_write(path, lambda p, a=adata: a.write_h5ad(p))
         with contextlib.suppress(OSError):
             (run_dir / "checkpoint.pt").unlink()
         rows.append({**_summary_row(adata), "reused": False})
@@ -363,6 +350,32 @@ def _missing(d: int, artifacts_dir) -> FileNotFoundError:
         f"by the chapter {_CHAPTER}: run `mnistnd run {_CHAPTER} --profile <profile> "
         f"-p latent_dims {d}` (or mnistnd.datasets.build(latent_dims=[{d}], ...))."
     )
+
+
+def load_many(latent_dims: Sequence[int], artifacts_dir=None) -> dict:
+    """Load the MNIST-Nd datasets of several dimensions (see :func:`load_mnistnd`).
+
+    Parameters
+    ----------
+    latent_dims
+        Dimensions to load (non-empty, positive, distinct), e.g. ``[2, 4, 8, 16, 32, 64]``.
+    artifacts_dir
+        Artifacts folder holding the datasets.
+
+    Returns
+    -------
+    dict of int to anndata.AnnData
+        One dataset per dimension, in the order given.
+
+    Raises
+    ------
+    FileNotFoundError
+        If a dataset is missing; the message names the chapter that builds it.
+    """
+    dims = check_int_list("latent_dims", list(latent_dims), minimum=1)
+    if len(set(dims)) != len(dims):
+        raise ValueError(f"latent_dims must be distinct (repeated values in {dims})")
+    return {d: load_mnistnd(d, artifacts_dir) for d in dims}
 
 
 def load_mnistnd(d: int, artifacts_dir=None, *, expected_config: Mapping | None = None):
@@ -478,14 +491,6 @@ def summary(latent_dims: Sequence[int] | None = None, artifacts_dir=None) -> pd.
     return pd.DataFrame([_summary_row(load_mnistnd(d, artifacts_dir)) for d in dims])
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def export(artifacts_dir=None, out_dir=None, latent_dims: Sequence[int] | None = None) -> list:
     """Write the datasets as ``.h5ad`` and ``.csv.gz`` with a ``manifest.json`` of sha256 sums.
 
@@ -517,7 +522,7 @@ def export(artifacts_dir=None, out_dir=None, latent_dims: Sequence[int] | None =
     written, entries = [], []
     for d, adata in adatas.items():
         h5 = out / f"mnist_{d}d.h5ad"
-        _atomic_write(h5, lambda p, a=adata: a.write_h5ad(p))
+        atomic_write(h5, lambda p, a=adata: a.write_h5ad(p))
         table = pd.DataFrame(adata.X, columns=list(adata.var_names))
         table["digit"] = adata.obs["digit"].to_numpy()
         csv = out / f"mnist_{d}d.csv.gz"
@@ -527,10 +532,10 @@ def export(artifacts_dir=None, out_dir=None, latent_dims: Sequence[int] | None =
                                                  mtime=0) as gz:
                 gz.write(t.to_csv(index=False, float_format="%.7g").encode())
 
-        _atomic_write(csv, write_csv)
+        atomic_write(csv, write_csv)
         for f in (h5, csv):
             entries.append({"file": f.name, "latent_dim": d, "bytes": f.stat().st_size,
-                            "sha256": _sha256(f), "n_samples": int(adata.n_obs),
+                            "sha256": file_sha256(f), "n_samples": int(adata.n_obs),
                             "config_hash": str(adata.uns["config_hash"]),
                             "source": str(adata.uns["data_source"]["source"])})
             written.append(f)

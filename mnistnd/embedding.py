@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +30,7 @@ import pandas as pd
 
 from mnistnd import settings
 from mnistnd._checks import check_choice, check_float, check_int, check_labels, check_matrix
+from mnistnd._io import atomic_write
 
 __all__ = [
     "PAPER_PERCENTILES",
@@ -49,7 +48,6 @@ __all__ = [
     "forest_accuracy_summary",
     "forest_accuracy_table",
     "gap_ratios",
-    "load_embeddings",
     "random_forest_accuracy",
     "source_info",
     "subsample",
@@ -101,15 +99,7 @@ def _cached(
         except (OSError, ValueError, EOFError):
             pass  # unreadable (e.g. foreign file): recompute and overwrite
     out = compute()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".npz", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **out)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; cached results are ordinary files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda p: np.savez(p, **out))
     return out
 
 
@@ -130,33 +120,6 @@ def _progress(iterable, *, total=None, desc: str, enabled: bool):
 # --------------------------------------------------------------------------------------------
 # data
 # --------------------------------------------------------------------------------------------
-def load_embeddings(latent_dims: Sequence[int], artifacts_dir=None) -> dict:
-    """Load the MNIST-Nd datasets of ``latent_dims`` (see :func:`mnistnd.datasets.load_mnistnd`).
-
-    Parameters
-    ----------
-    latent_dims
-        Latent dimensions to load.
-    artifacts_dir
-        Artifacts folder holding the datasets.
-
-    Returns
-    -------
-    dict of int to anndata.AnnData
-        One dataset per dimension, in the order given.
-
-    Raises
-    ------
-    FileNotFoundError
-        If a dataset is missing; the message names the chapter that builds it.
-    """
-    from mnistnd._checks import check_int_list
-    from mnistnd.datasets import load_mnistnd
-
-    dims = check_int_list("latent_dims", list(latent_dims), minimum=1)
-    if len(set(dims)) != len(dims):
-        raise ValueError(f"latent_dims has repeated values: {dims}")
-    return {d: load_mnistnd(d, artifacts_dir) for d in dims}
 
 
 def source_info(datasets: Mapping) -> dict:
@@ -165,7 +128,7 @@ def source_info(datasets: Mapping) -> dict:
     Parameters
     ----------
     datasets
-        ``{d: AnnData}`` from :func:`load_embeddings`.
+        ``{d: AnnData}`` from :func:`mnistnd.datasets.load_many`.
 
     Returns
     -------
@@ -203,7 +166,8 @@ def subsample(datasets: Mapping, n_points: int | None, seed: int = 0) -> dict:
     Parameters
     ----------
     datasets
-        ``{d: AnnData}`` with ``X`` and ``obs["digit"]`` (as from :func:`load_embeddings`).
+        ``{d: AnnData}`` with ``X`` and ``obs["digit"]`` (as from
+        :func:`mnistnd.datasets.load_many`).
     n_points
         Size of the subset; ``None`` keeps every common image.
     seed

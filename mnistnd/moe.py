@@ -21,10 +21,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import normalized_mutual_info_score
 
 from mnistnd._checks import check_choice, check_float, check_int, check_int_list, check_matrix
-from mnistnd.metrics import clustering_accuracy, contingency, f_measure
+from mnistnd.metrics import clustering_accuracy, contingency, f_measure, nmi
 
 __all__ = [
     "cluster_number_study",
@@ -193,7 +192,7 @@ def cluster_scores(labels_true, labels_pred) -> dict[str, float]:
     labels_true = np.asarray(labels_true)
     labels_pred = np.asarray(labels_pred)
     return {
-        "NMI": float(normalized_mutual_info_score(labels_true, labels_pred)),
+        "NMI": nmi(labels_true, labels_pred),
         "accuracy": clustering_accuracy(labels_true, labels_pred),
         "F-measure": f_measure(labels_true, labels_pred),
         "n_clusters": int(len(np.unique(labels_pred))),

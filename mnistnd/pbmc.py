@@ -23,8 +23,6 @@ The pipeline follows the Seurat tutorial the report used, written with scanpy:
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ._checks import check_choice, check_float, check_int
+from ._io import atomic_write
 
 __all__ = [
     "MARKERS",
@@ -1070,22 +1069,9 @@ def save_results(result: ExperimentResult, folder) -> Path:
 
     folder = ensure_writable_dir(folder, "folder")
 
-    def atomic(path: Path, write) -> None:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.")
-        os.close(fd)
-        try:
-            write(tmp)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual mode
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-
     for name in ("scores", "times", "sparsity"):
         table = getattr(result, name)
-        atomic(folder / f"{name}.csv", lambda p, t=table: t.to_csv(p, index=False))
+        atomic_write(folder / f"{name}.csv", lambda p, t=table: t.to_csv(p, index=False))
     arrays = {f"{m}__{s}__{k}": v for (m, s), d in result.embeddings.items()
               for k, v in d.items()}
     arrays["labels"] = result.labels
@@ -1094,8 +1080,8 @@ def save_results(result: ExperimentResult, folder) -> Path:
         with open(p, "wb") as fh:
             np.savez_compressed(fh, **arrays)
 
-    atomic(folder / "embeddings.npz", write_npz)
-    atomic(folder / "manifest.json", lambda p: Path(p).write_text(json.dumps(
+    atomic_write(folder / "embeddings.npz", write_npz)
+    atomic_write(folder / "manifest.json", lambda p: Path(p).write_text(json.dumps(
         {"models": sorted({m for m, _ in result.embeddings}),
          "seeds": sorted({int(s) for _, s in result.embeddings})}, indent=2)))
     return folder

@@ -26,11 +26,9 @@ uses torch's fused kernel where available (``foreach`` otherwise).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -41,6 +39,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mnistnd._checks import check_float, check_int
+from mnistnd._io import atomic_write
 from mnistnd.settings import ensure_writable_dir
 
 __all__ = ["fit", "resolve_device", "epoch_seed", "CheckpointMismatchError", "CHECKPOINT_NAME"]
@@ -144,18 +143,8 @@ def _hash_state(model: torch.nn.Module) -> str:
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
-    """Write ``obj`` to ``path`` via a temporary file and ``os.replace`` (never half-written)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """Write ``obj`` to ``path`` atomically and flushed to disk (a checkpoint survives a kill)."""
+    atomic_write(path, lambda p: torch.save(obj, p), fsync=True)
 
 
 def _make_optimizer(params, lr: float, weight_decay: float, device: torch.device):

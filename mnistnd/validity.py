@@ -1318,6 +1318,9 @@ def score_all(X, labels, min_points: int = 5) -> dict:
         ``S_Dbw (2001)`` (Halkidi & Vazirgiannis literally); an index that is undefined for the
         data is ``None`` and its reason is under ``"<name> note"``.
     """
+    # bad input raises here; only "undefined for these data" becomes None below
+    X, labels = _check_xy(X, labels)
+    min_points = check_int("min_points", min_points, minimum=1)
     out = {}
     calls = {
         "DISCO": lambda: disco(X, labels, min_points=min_points),

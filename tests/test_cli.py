@@ -412,3 +412,13 @@ def test_export_refuses_file_as_output(tmp_path, capsys):
     code = main(["export", "--artifacts-dir", str(tmp_path / "r"), "--out", str(blocker)])
     assert code == 2
     assert "--out" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("timeout", [0, -5])
+def test_library_refuses_bad_timeout_before_running(timeout, tmp_path):
+    from mnistnd.book import build_book, run_notebook
+
+    with pytest.raises(ValueError, match="timeout"):
+        run_notebook(tmp_path / "never_read.md", timeout=timeout)
+    with pytest.raises(ValueError, match="timeout"):
+        build_book("smoke", artifacts_dir=tmp_path, timeout=timeout)

@@ -12,6 +12,7 @@ from threadpoolctl import threadpool_info
 from mnistnd import clustering, metrics
 from mnistnd._parallel import run_tasks
 from mnistnd.clustering import benchmark, cluster
+from mnistnd.datasets import load_many
 
 FAST = ["kmeans", "gmm", "tmm", "hdbscan", "agglomerative"]
 OPTIONS = {"hdbscan": {"min_cluster_size": 20}}
@@ -302,8 +303,8 @@ def test_run_tasks_bad_input():
 
 def test_load_datasets_checks_dims(tmp_path):
     with pytest.raises(ValueError, match="latent_dims must not be empty"):
-        clustering.load_datasets([], tmp_path)
+        load_many([], tmp_path)
     with pytest.raises(ValueError, match="distinct"):
-        clustering.load_datasets([2, 2], tmp_path)
+        load_many([2, 2], tmp_path)
     with pytest.raises(FileNotFoundError, match="MNIST-2d"):
-        clustering.load_datasets([2], tmp_path)
+        load_many([2], tmp_path)

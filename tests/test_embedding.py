@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from mnistnd import embedding as emb
+from mnistnd.datasets import load_many
 
 
 def _blobs(k, n=150, sep=20.0, dim=2, seed=0):
@@ -287,9 +288,9 @@ def test_subsample_aligns_images_across_datasets():
 
 def test_missing_datasets_name_the_chapter(tmp_path):
     with pytest.raises(FileNotFoundError, match="mvae_training"):
-        emb.load_embeddings([2], artifacts_dir=tmp_path)
+        load_many([2], artifacts_dir=tmp_path)
     with pytest.raises(ValueError, match="repeated"):
-        emb.load_embeddings([2, 2], artifacts_dir=tmp_path)
+        load_many([2, 2], artifacts_dir=tmp_path)
 
 
 def test_subsample_bad_inputs():

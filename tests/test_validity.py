@@ -601,3 +601,14 @@ def test_density_peaks_multi_bad_input():
         V.density_peaks_multi(X, [])
     with pytest.raises(TypeError, match="percentiles"):
         V.density_peaks_multi(X, 2.0)
+
+
+def test_score_all_raises_on_bad_input_instead_of_reporting_undefined():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 2))
+    labels = np.repeat([0, 1], 20)
+    X[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        V.score_all(X, labels)
+    with pytest.raises(ValueError, match="labels"):
+        V.score_all(rng.normal(size=(40, 2)), labels[:-1])

@@ -38,6 +38,14 @@ def _images(name: str, X) -> np.ndarray:
     return X
 
 
+def _digits(name: str, y, n_samples: int) -> np.ndarray:
+    """Labels checked as digits 0-9 (anything else would be dropped or miscounted)."""
+    y = check_labels(name, y, n_samples)
+    if y.size and (y.min() < 0 or y.max() >= N_DIGITS):
+        raise ValueError(f"{name} must hold digit labels 0-9, got range [{y.min()}, {y.max()}]")
+    return y
+
+
 def _split_dict(name: str, splits: dict) -> dict:
     if not isinstance(splits, dict) or not splits:
         raise TypeError(f"{name} must be a non-empty dict {{split_name: (X, y)}}")
@@ -46,7 +54,7 @@ def _split_dict(name: str, splits: dict) -> dict:
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
             raise TypeError(f"{name}[{split!r}] must be a pair (X, y)")
         X = _images(f"{name}[{split!r}] X", pair[0])
-        out[split] = (X, check_labels(f"{name}[{split!r}] y", pair[1], X.shape[0]))
+        out[split] = (X, _digits(f"{name}[{split!r}] y", pair[1], X.shape[0]))
     return out
 
 
@@ -72,7 +80,7 @@ def digit_grid(X, y, n_per_digit: int = 8, *, seed: int = 0, title: str | None =
         A 10 x ``n_per_digit`` grid; rows are labelled by digit, columns by sample number.
     """
     X = _images("X", X)
-    y = check_labels("y", y, X.shape[0])
+    y = _digits("y", y, X.shape[0])
     n_per_digit = check_int("n_per_digit", n_per_digit, minimum=1, maximum=50)
     seed = check_int("seed", seed, minimum=0)
     counts = np.bincount(y, minlength=N_DIGITS)
@@ -127,7 +135,7 @@ def class_count_table(splits: dict, canonical: bool = False) -> pd.DataFrame:
     splits = _split_dict("splits", splits)
     table = {}
     for split, (_, y) in splits.items():
-        counts = np.bincount(y, minlength=N_DIGITS)[:N_DIGITS]
+        counts = np.bincount(y, minlength=N_DIGITS)
         table[f"{split} images"] = np.append(counts, counts.sum())
         table[f"{split} %"] = np.round(np.append(100 * counts / counts.sum(), 100.0), 2)
         if canonical and split in MNIST_COUNTS:
@@ -186,7 +194,7 @@ def mean_images(X, y) -> Figure:
         Eleven panels on a shared colour scale, with a colour bar labelled "mean intensity".
     """
     X = _images("X", X)
-    y = check_labels("y", y, X.shape[0])
+    y = _digits("y", y, X.shape[0])
     means = [X[y == d].mean(axis=0) if np.any(y == d) else np.zeros(SIDE * SIDE)
              for d in range(N_DIGITS)]
     means.append(X.mean(axis=0))
