@@ -178,7 +178,9 @@ def _leiden(X, n_clusters, seed, resolution=1.0, n_neighbors=15, **options):
     adata = ad.AnnData(np.asarray(X, dtype=np.float32))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        sc.pp.neighbors(adata, n_neighbors=n_neighbors, use_rep="X")
+        # exact (brute-force) neighbours at every size: scanpy's default above 4,096 points,
+        # pynndescent, is approximate and its sparse output breaks scanpy 1.11 on SciPy 1.17
+        sc.pp.neighbors(adata, n_neighbors=n_neighbors, use_rep="X", transformer="sklearn")
         sc.tl.leiden(
             adata,
             resolution=resolution,

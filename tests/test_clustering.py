@@ -53,6 +53,15 @@ def test_leiden_recovers_blobs_and_counts(blobs):
     assert clustering.n_clusters_found(fine) > 4
 
 
+@pytest.mark.slow
+def test_leiden_above_scanpy_exact_threshold():
+    """Above 4,096 points scanpy switches to approximate pynndescent neighbours, whose sparse
+    output crashed scanpy 1.11 under SciPy 1.17; ours asks for exact neighbours at any size."""
+    X, y = make_blobs(5000, n_features=8, centers=5, cluster_std=0.5, random_state=2)
+    labels = cluster(X, "leiden", seed=0)
+    assert metrics.adjusted_rand(y, labels) > 0.95
+
+
 @pytest.mark.parametrize("method", ["kmeans", "gmm", "tmm"])
 def test_same_seed_same_partition(method):
     X, _ = make_blobs(300, n_features=3, centers=6, cluster_std=2.0, random_state=1)

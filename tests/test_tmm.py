@@ -73,6 +73,8 @@ def test_bad_input():
         StudentTMixture(3).fit(Xn)
     with pytest.raises(ValueError, match="df must be >"):
         StudentTMixture(3, df=0.0).fit(X)
+    with pytest.raises(ValueError, match="precision"):
+        StudentTMixture(3, precision="half").fit(X)
     with pytest.raises(RuntimeError, match="not fitted"):
         StudentTMixture(3).predict(X)
     m = StudentTMixture(3).fit(X)
@@ -97,3 +99,14 @@ def test_skipping_negligible_pairs_changes_nothing(monkeypatch):
     assert np.array_equal(fast.predict(X), full.predict(X))
     assert np.allclose(fast.df_, full.df_, rtol=1e-9)
     assert np.allclose(fast.scale_, full.scale_, rtol=1e-9, atol=1e-12)
+
+
+def test_single_precision_products_agree_with_double():
+    X, _ = make_blobs(3000, n_features=12, centers=5, cluster_std=1.5, random_state=4)
+    X = X + 0.3 * np.random.default_rng(4).standard_t(3, X.shape)
+    double = StudentTMixture(5, random_state=2).fit(X)
+    single = StudentTMixture(5, random_state=2, precision="single").fit(X)
+    assert single.converged_
+    assert single.score(X) == pytest.approx(double.score(X), abs=1e-4)
+    assert adjusted_rand_score(double.predict(X), single.predict(X)) > 0.99
+    assert np.allclose(single.df_, double.df_, rtol=1e-2)
