@@ -32,6 +32,10 @@ How it runs
   ``n_jobs`` processes use ``n_jobs`` cores instead of ``n_jobs x n_cores`` threads fighting
   for them. Torch's intra-op pool is limited too when torch is already imported.
 * A ``tqdm`` progress bar counts finished tasks (results are returned in task order).
+* ``warmup=(func, args)`` runs once in every worker process before its first task (imports,
+  JIT compilation). Loky takes a worker's reference memory after its first task and restarts
+  a worker whose memory later grows by 300 MB as "leaking": a worker that imports scanpy and
+  compiles numba code only in its tenth task is restarted, and pays for both again.
 
 Tasks must be picklable (module-level functions and plain data) for process backends.
 """
@@ -51,14 +55,26 @@ from mnistnd._checks import check_int
 __all__ = ["run_tasks"]
 
 
-def _single_threaded(func: Callable, args: tuple, kwargs: dict) -> Any:
-    """Call ``func(*args, **kwargs)`` with BLAS/OpenMP (and torch) limited to one thread."""
+#: Warm-ups already run in this process, by (module, name, args).
+_WARMED: set = set()
+
+
+def _single_threaded(func: Callable, args: tuple, kwargs: dict, warmup=None) -> Any:
+    """Call ``func(*args, **kwargs)`` with BLAS/OpenMP (and torch) limited to one thread.
+
+    ``warmup``, a ``(function, args)`` pair, is run first if this process has not run it yet.
+    """
     torch = sys.modules.get("torch")
     previous = torch.get_num_threads() if torch is not None else None
     if torch is not None:
         torch.set_num_threads(1)
     try:
         with threadpool_limits(limits=1):
+            if warmup is not None:
+                key = (warmup[0].__module__, warmup[0].__qualname__, warmup[1])
+                if key not in _WARMED:
+                    warmup[0](*warmup[1])
+                    _WARMED.add(key)
             return func(*args, **kwargs)
     finally:
         if torch is not None:
@@ -73,6 +89,7 @@ def run_tasks(
     desc: str | None = None,
     kwargs: dict | None = None,
     progress: bool = True,
+    warmup: tuple[Callable, tuple] | None = None,
 ) -> list:
     """Run ``func`` on every task, in parallel, and return the results in task order.
 
@@ -93,6 +110,9 @@ def run_tasks(
         Keyword arguments passed to every call.
     progress : bool
         Show a tqdm progress bar.
+    warmup : (callable, tuple), optional
+        Module-level function and hashable arguments, run once per worker process before its
+        first task (see the module notes: it keeps loky from restarting workers).
 
     Returns
     -------
@@ -108,19 +128,23 @@ def run_tasks(
     if n_jobs == 0 or n_jobs < -1:
         raise ValueError(f"n_jobs must be a positive integer or -1, got {n_jobs}")
     kwargs = dict(kwargs or {})
+    if warmup is not None:
+        if not (isinstance(warmup, tuple) and len(warmup) == 2 and callable(warmup[0])):
+            raise TypeError(f"warmup must be a (function, args) pair, got {warmup!r}")
+        warmup = (warmup[0], tuple(warmup[1]))
     calls = [(t if isinstance(t, tuple) else (t,)) for t in tasks]
     bar = tqdm(total=len(calls), desc=desc, disable=not progress or not calls)
     try:
         if n_jobs == 1 and not _user_backend():
             out = []
             for args in calls:
-                out.append(_single_threaded(func, args, kwargs))
+                out.append(_single_threaded(func, args, kwargs, warmup))
                 bar.update()
             return out
         parallel = joblib.Parallel(n_jobs=n_jobs, return_as="generator")
         out = []
         for result in parallel(
-            joblib.delayed(_single_threaded)(func, args, kwargs) for args in calls
+            joblib.delayed(_single_threaded)(func, args, kwargs, warmup) for args in calls
         ):
             out.append(result)
             bar.update()

@@ -27,6 +27,8 @@ import hashlib
 import json
 import os
 import time
+import warnings
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -169,18 +171,40 @@ def _tmm(X, n_clusters, seed, **options):
     return StudentTMixture(n_clusters, random_state=seed, **options).fit_predict(X)
 
 
-def _leiden(X, n_clusters, seed, resolution=1.0, n_neighbors=15, **options):
-    import warnings
+#: Neighbour graphs of the latest Leiden inputs in this process. The exact kNN graph does not
+#: depend on the seed and is about 70 % of a Leiden fit, so a benchmark's seeds share one.
+_GRAPHS: OrderedDict = OrderedDict()
+_GRAPHS_KEPT = 4
 
+
+def _neighbour_graph(X: np.ndarray, n_neighbors: int):
+    """AnnData of ``X`` with scanpy's exact ``n_neighbors`` graph, cached per process."""
     import anndata as ad
     import scanpy as sc
 
-    adata = ad.AnnData(np.asarray(X, dtype=np.float32))
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    key = (hashlib.sha1(X).hexdigest(), X.shape, n_neighbors)
+    if key in _GRAPHS:
+        _GRAPHS.move_to_end(key)
+    else:
+        adata = ad.AnnData(X)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            # exact (brute-force) neighbours at every size: scanpy's default above 4,096 points,
+            # pynndescent, is approximate and its sparse output breaks scanpy 1.11 on SciPy 1.17
+            sc.pp.neighbors(adata, n_neighbors=n_neighbors, use_rep="X", transformer="sklearn")
+        _GRAPHS[key] = adata
+        while len(_GRAPHS) > _GRAPHS_KEPT:
+            _GRAPHS.popitem(last=False)
+    return _GRAPHS[key].copy()  # leiden writes into obs/uns: keep the cached one clean
+
+
+def _leiden(X, n_clusters, seed, resolution=1.0, n_neighbors=15, **options):
+    import scanpy as sc
+
+    adata = _neighbour_graph(X, n_neighbors)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        # exact (brute-force) neighbours at every size: scanpy's default above 4,096 points,
-        # pynndescent, is approximate and its sparse output breaks scanpy 1.11 on SciPy 1.17
-        sc.pp.neighbors(adata, n_neighbors=n_neighbors, use_rep="X", transformer="sklearn")
         sc.tl.leiden(
             adata,
             resolution=resolution,
@@ -297,10 +321,41 @@ def cluster(X, method: str, n_clusters: int = 10, seed: int = 0, **options) -> n
 
 
 def _fit_task(X, method, n_clusters, seed, options):
-    """One fit, timed (runs in a worker)."""
-    start = time.perf_counter()
-    labels = cluster(X, method, n_clusters=n_clusters, seed=seed, **options)
-    return labels, time.perf_counter() - start
+    """One fit, timed, with the warnings it raised (runs in a worker).
+
+    Warnings are returned rather than printed: worker processes would print one per fit.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        start = time.perf_counter()
+        labels = cluster(X, method, n_clusters=n_clusters, seed=seed, **options)
+        seconds = time.perf_counter() - start
+    return labels, seconds, sorted({(w.category, str(w.message)) for w in caught}, key=str)
+
+
+def _warm_up(methods: tuple) -> None:
+    """Run each method once on a tiny problem, so imports and JIT compilation happen first.
+
+    Run once per worker before its first task (:func:`mnistnd._parallel.run_tasks`).
+    """
+    X = np.random.default_rng(0).normal(size=(200, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for method in methods:
+            cluster(X, method, n_clusters=2, seed=0)
+
+
+def _report_warnings(results: Mapping) -> None:
+    """Emit one warning per method and message, with how many fits raised it."""
+    fits = Counter(key[1] for key in results)
+    raised = Counter(
+        (key[1], category, message) for key, (*_, caught) in results.items()
+        for category, message in caught
+    )
+    for (method, category, message), n in sorted(raised.items(), key=str):
+        warnings.warn(
+            f"{method}: {n} of {fits[method]} fits warned: {message}", category, stacklevel=3
+        )
 
 
 def _as_dataset(key, data, label_key: str):
@@ -495,10 +550,18 @@ def benchmark(
     results = dict(
         zip(
             keys,
-            run_tasks(_fit_task, tasks, n_jobs=n_jobs, desc="clustering fits", progress=progress),
+            run_tasks(
+                _fit_task,
+                tasks,
+                n_jobs=n_jobs,
+                desc="clustering fits",
+                progress=progress,
+                warmup=(_warm_up, (tuple(methods),)),
+            ),
             strict=True,
         )
     )
+    _report_warnings(results)
 
     # ---- scores
     rows = []
@@ -506,7 +569,7 @@ def benchmark(
         for m in methods:
             if "truth" in experiments:
                 for s in seeds:
-                    labels, sec = results[(dim, m, s, -1)]
+                    labels, sec, _ = results[(dim, m, s, -1)]
                     for name, value in _metrics.score_all(y, labels).items():
                         rows.append(
                             (dim, m, s, "truth", name, value, n_clusters_found(labels), sec, "")

@@ -91,6 +91,39 @@ def _sign_method(X, n_clusters, seed):
     return (X[:, 0] > np.median(X[:, 0])).astype(int)
 
 
+def _warning_method(X, n_clusters, seed):
+    import warnings
+
+    warnings.warn("did not converge (test)", UserWarning, stacklevel=1)
+    return (X[:, 0] > np.median(X[:, 0])).astype(int)
+
+
+def test_benchmark_reports_fit_warnings_once_with_counts(blobs, tmp_path):
+    X, y = blobs
+    clustering.register("warns", _warning_method, description="test only")
+    try:
+        with pytest.warns(UserWarning, match=r"warns: 3 of 3 fits warned: did not converge") as w:
+            benchmark({2: (X, y)}, methods=["warns", "kmeans"], seeds=[0, 1, 2], n_jobs=1,
+                      experiments=["truth"], artifacts_dir=tmp_path, progress=False)
+        assert sum("fits warned" in str(r.message) for r in w) == 1  # one summary, k-means silent
+    finally:
+        del clustering.METHODS["warns"]
+
+
+def test_leiden_graph_is_shared_by_seeds_without_changing_labels(blobs):
+    X, _ = blobs
+    clustering._GRAPHS.clear()
+    cached = [cluster(X, "leiden", seed=s) for s in range(3)]
+    assert len(clustering._GRAPHS) == 1  # one graph for the three seeds
+    fresh = []
+    for s in range(3):
+        clustering._GRAPHS.clear()
+        fresh.append(cluster(X, "leiden", seed=s))
+    assert all(np.array_equal(a, b) for a, b in zip(cached, fresh, strict=True))
+    other = cluster(X, "leiden", seed=0, n_neighbors=5)  # another graph, not the cached one
+    assert len(clustering._GRAPHS) == 2 and other.shape == cached[0].shape
+
+
 def test_cluster_bad_input(blobs):
     X, _ = blobs
     with pytest.raises(ValueError, match=r"not one of the known methods \['agglomerative'"):
@@ -293,6 +326,33 @@ def test_run_tasks_order_kwargs_and_single_thread():
     out = run_tasks(_blas_threads, [1, 2, 3], n_jobs=1, progress=False)
     assert [x for x, _ in out] == [1, 2, 3]
     assert all(n == 1 for _, n in out)  # BLAS limited to one thread inside tasks
+
+
+def _record_pid(path):
+    import os
+
+    with open(path, "a") as fh:
+        fh.write(f"{os.getpid()}\n")
+
+
+def _pid(x):
+    import os
+
+    return os.getpid()
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_run_tasks_warmup_runs_once_per_process(tmp_path, n_jobs):
+    log = tmp_path / "warm.txt"
+    pids = run_tasks(_pid, list(range(8)), n_jobs=n_jobs, progress=False,
+                     warmup=(_record_pid, (str(log),)))
+    warmed = log.read_text().split()
+    assert sorted(warmed) == sorted(set(warmed))  # never twice in one process
+    assert set(pids) <= {int(p) for p in warmed}  # every process that ran a task warmed first
+    run_tasks(_pid, [0], n_jobs=1, progress=False, warmup=(_record_pid, (str(log),)))
+    assert len(log.read_text().split()) == len(warmed) + (n_jobs > 1)  # this process: once
+    with pytest.raises(TypeError, match="warmup"):
+        run_tasks(_pid, [0], warmup=_record_pid)
 
 
 def test_run_tasks_uses_caller_backend():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from mnistnd.models import MoESimVAE
 from mnistnd.models.moe_sim_vae import (
@@ -14,6 +15,7 @@ from mnistnd.models.moe_sim_vae import (
     knn_similarity,
     mixture_kl,
     similarity_loss,
+    threshold_similarity,
 )
 
 
@@ -49,16 +51,50 @@ def test_depict_loss_is_cross_entropy_with_target():
         depict_loss(p, noisy[:2])
 
 
+#: Similarity of five points on a line, a chain 0-1-2 and a pair 3-4 (both tests below).
+CHAIN_THEN_PAIR = np.array(
+    [[1, 1, 0, 0, 0], [1, 1, 1, 0, 0], [0, 1, 1, 0, 0], [0, 0, 0, 1, 1], [0, 0, 0, 1, 1]],
+    dtype=np.float32,
+)
+
+
 def test_knn_similarity_on_a_line():
     proj = torch.tensor([[0.0], [1.0], [1.5], [10.0], [10.2]])
     S = knn_similarity(proj, 1).numpy()
-    expected = np.array(
-        [[1, 1, 0, 0, 0], [1, 1, 1, 0, 0], [0, 1, 1, 0, 0], [0, 0, 0, 1, 1], [0, 0, 0, 1, 1]],
-        dtype=np.float32,
-    )
-    np.testing.assert_array_equal(S, expected)
+    np.testing.assert_array_equal(S, CHAIN_THEN_PAIR)
     with pytest.raises(ValueError, match="knn_k=5 must be smaller than the batch size"):
         knn_similarity(proj, 5)
+
+
+def test_threshold_similarity_and_components():
+    proj = torch.tensor([[0.0], [0.8], [1.6], [10.0], [10.5]])
+    S = threshold_similarity(proj, 1.0).numpy()
+    np.testing.assert_array_equal(S, CHAIN_THEN_PAIR)
+    # transitive closure: 0 and 2 are linked through 1 (single-linkage groups at the threshold)
+    C = threshold_similarity(proj, 1.0, components=True).numpy()
+    groups = np.array([0, 0, 0, 1, 1])
+    np.testing.assert_array_equal(C, (groups[:, None] == groups[None, :]).astype(np.float32))
+    with pytest.raises(ValueError, match="similarity_threshold"):
+        threshold_similarity(proj, 0.0)
+    with pytest.raises(ValueError, match="similarity_mode"):
+        MoESimVAE(n_input=5, similarity_mode="tsne")
+
+
+def test_knn_similarity_loss_prefers_splitting_large_clusters():
+    # Why the kNN matrix cannot count clusters in large batches: with k much smaller than a
+    # cluster's share of the batch, most same-cluster pairs have S = 0, and the BCE of Eq. 7
+    # is lower for a partition that splits each cluster than for the true one. The
+    # connected-components matrix makes the true partition the minimum.
+    X, y = _toy(n_per=150, n_clusters=2, seed=0)
+    x = torch.tensor(X, dtype=torch.float64)
+    true_p = F.one_hot(torch.tensor(y)).double()
+    split = np.argsort(np.argsort(X[:, 0] + 10 * y))  # rank within clusters along one axis
+    split_p = F.one_hot(torch.tensor(2 * y + (split % 150 >= 75)), 4).double()
+    S_knn = knn_similarity(x, 10)
+    S_cc = threshold_similarity(x, 0.5, components=True)
+    assert float(similarity_loss(split_p, S_knn)) < float(similarity_loss(true_p, S_knn))
+    assert float(similarity_loss(true_p, S_cc)) < 1e-5
+    assert float(similarity_loss(split_p, S_cc)) > 1.0
 
 
 def test_similarity_loss_on_toy_batch():
@@ -192,3 +228,37 @@ def test_training_lowers_loss_and_separates_toy_clusters():
     images, comp, gated = model.generate(5, seed=0)
     assert images.shape == (5 * len(np.unique(pred)), X.shape[1])
     assert images.min() >= 0 and images.max() <= 1
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_three_separated_clusters_use_exactly_three_of_eight_experts(seed):
+    # paper 002, SI B.1 in miniature: a block-diagonal similarity (connected components of the
+    # distance-threshold graph) leaves the unneeded experts unused
+    from mnistnd.moe import experts_used, train_moe
+
+    X, y = _toy(n_per=100, n_clusters=3, seed=seed)
+    model, _ = train_moe(
+        X, None, n_experts=8, code_size=3, epochs=60, batch_size=150, lr=3e-3, knn_k=5,
+        seed=seed, device="cpu", hidden=(16,), gate_depth=2, gate_width=32, gate_dropout=0.5,
+        similarity_mode="components", similarity_threshold=0.5, mixture_weight=0.0,
+        depict_weight=0.0, val_fraction=0.0, progress=False, num_threads=1,
+    )
+    pred = model.predict(X)
+    assert experts_used(pred, 8) == 3
+    from sklearn.metrics import adjusted_rand_score
+
+    assert adjusted_rand_score(y, pred) > 0.99
+
+
+def test_knn_similarity_in_large_batches_spreads_clusters_over_experts():
+    # the same data and budget with the kNN matrix (k = 5, 50 samples of each cluster per batch)
+    from mnistnd.moe import experts_used, train_moe
+
+    X, _ = _toy(n_per=100, n_clusters=3, seed=0)
+    model, _ = train_moe(
+        X, None, n_experts=8, code_size=3, epochs=60, batch_size=150, lr=3e-3, knn_k=5,
+        seed=0, device="cpu", hidden=(16,), gate_depth=2, gate_width=32, gate_dropout=0.5,
+        similarity_mode="knn", mixture_weight=0.0, depict_weight=0.0, val_fraction=0.0,
+        progress=False, num_threads=1,
+    )
+    assert experts_used(model.predict(X), 8) > 3

@@ -123,3 +123,19 @@ def test_pbmc_input_scales_top_genes_to_unit_interval():
     del ad.layers["lognorm"]
     with pytest.raises(KeyError, match="lognorm"):
         moe.pbmc_input(ad)
+
+
+def test_cluster_number_study_rows_and_bad_input():
+    with pytest.raises(ValueError, match="projection"):
+        moe.cluster_number_study([2], n_experts=3, projection="tsne")
+    with pytest.raises(ValueError, match="n_experts"):
+        moe.cluster_number_study([2], n_experts=1)
+    study = moe.cluster_number_study(
+        [2, 3], n_experts=4, n_samples=200, n_features=4, projection="pca", epochs=2,
+        batch_size=50, code_size=2, hidden=(8,), gate_depth=1, gate_width=8, device="cpu",
+        similarity_mode="components", similarity_threshold=0.2, val_fraction=0.0,
+        progress=False, num_threads=1,
+    )
+    assert list(study["true_components"]) == [2, 3]
+    assert set(study.columns) >= {"experts_used", "NMI", "accuracy", "F-measure", "seconds"}
+    assert study["experts_used"].between(1, 4).all()
