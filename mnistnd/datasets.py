@@ -156,6 +156,7 @@ def build(
     min_delta: float = 1e-4,
     val_fraction: float = 0.1,
     num_threads: int | None = None,
+    n_jobs: int = 1,
     data: tuple | None = None,
 ) -> pd.DataFrame:
     """Train one m-VAE per latent dimension and save the encoded test split as AnnData.
@@ -182,9 +183,16 @@ def build(
     source
         MNIST source for :func:`mnistnd.data.load_mnist`: ``"auto"``, ``"full"``, ``"bundled"``.
     progress
-        Show progress bars (one per model, over epochs).
+        Show progress bars (one per model over epochs; with ``n_jobs > 1`` one over models).
     num_threads
-        Torch CPU threads during training (``None``: torch's default).
+        Torch CPU threads during training (``None``: torch's default, or 1 per worker when
+        ``n_jobs > 1``).
+    n_jobs
+        Models trained at once, in separate processes (:func:`mnistnd._parallel.run_tasks`;
+        ``-1``: one per core). On a CPU, one single-threaded model per core trains faster than
+        one model on all cores: the matrix products of batch 64 are too small to share well
+        (``tests/benchmarks/bench_mvae_training.py``). The weights are the same as with
+        ``n_jobs=1`` and the same ``num_threads``.
     data
         Optional ``(X_train, y_train, X_test, y_test)`` arrays used instead of MNIST (pixels in
         [0, 1]); recorded as source ``"custom"``.
@@ -195,11 +203,9 @@ def build(
         One row per dimension (see :func:`summary`) plus ``reused`` (True when a saved dataset of
         the same configuration was kept).
     """
-    import torch
-
-    from mnistnd.models import MixtureVAE
+    from mnistnd._parallel import run_tasks
     from mnistnd.models.mixture_vae import default_beta
-    from mnistnd.training import CheckpointMismatchError, fit, resolve_device
+    from mnistnd.training import resolve_device
 
     dims = check_int_list("latent_dims", list(latent_dims), minimum=1)
     if len(set(dims)) != len(dims):
@@ -213,6 +219,11 @@ def build(
     if n_test is not None:
         n_test = check_int("n_test", n_test, minimum=1)
     seed = check_int("seed", seed, minimum=0)
+    if num_threads is not None:
+        num_threads = check_int("num_threads", num_threads, minimum=1)
+    n_jobs = check_int("n_jobs", n_jobs)
+    if n_jobs == 0 or n_jobs < -1:
+        raise ValueError(f"n_jobs must be a positive integer or -1, got {n_jobs}")
     check_choice("source", source, ("auto", "full", "bundled"))
     dev = resolve_device(device)
     folder = settings.ensure_writable_dir(_folder(artifacts_dir), "artifacts_dir")
@@ -220,7 +231,13 @@ def build(
         source, data, n_train, n_test, seed
     )
     versions = _versions()
-    rows = []
+    parallel = n_jobs != 1
+    fit_kwargs = dict(val_fraction=val_fraction, epochs=epochs, batch_size=batch_size, lr=lr,
+                      patience=patience, min_delta=min_delta, seed=seed, device=dev,
+                      progress=progress and not parallel,
+                      num_threads=num_threads or (1 if parallel else None))
+    rows: dict[int, dict] = {}
+    tasks = []
     for d in dims:
         model_kwargs = {"n_latent": d, "n_input": int(X_tr.shape[1])}
         config = {
@@ -233,52 +250,75 @@ def build(
         key = _hash(config)
         path = folder / f"mnist_{d}d.h5ad"
         if path.exists() and _read_uns_hash(path) == key:
-            rows.append({**_summary_row(load_mnistnd(d, artifacts_dir)), "reused": True})
+            rows[d] = {**_summary_row(load_mnistnd(d, artifacts_dir)), "reused": True}
             continue
         run_dir = settings.ensure_writable_dir(folder / "runs" / f"d{d}-{key}", "artifacts_dir")
         _write_text(run_dir / "config.json", json.dumps(config, indent=2, sort_keys=True))
+        tasks.append((config, key, str(folder), str(run_dir)))
+    if tasks:
+        common = dict(train=X_tr, test=(X_te, y_te, test_index), info=info, versions=versions,
+                      fit_kwargs=fit_kwargs)
+        trained = run_tasks(_train_one, tasks, n_jobs=n_jobs, kwargs=common, progress=progress,
+                            desc="m-VAE models") if parallel else [
+            _train_one(*task, **common) for task in tasks]
+        for (config, *_), row in zip(tasks, trained, strict=True):
+            rows[config["latent_dim"]] = {**row, "reused": False}
+    return pd.DataFrame([rows[d] for d in dims])
+
+
+def _train_one(config: dict, key: str, folder: str, run_dir: str, *, train, test, info,
+               versions, fit_kwargs) -> dict:
+    """Train, encode and save the model of one latent dimension; return its summary row.
+
+    Module-level so that :func:`build` can run it in worker processes.
+    """
+    import torch
+
+    from mnistnd.models import MixtureVAE
+    from mnistnd.training import CheckpointMismatchError, fit
+
+    X_te, y_te, test_index = test
+    folder, run_dir = Path(folder), Path(run_dir)
+    d, model_kwargs, seed = config["latent_dim"], config["model_kwargs"], config["seed"]
+    dev = torch.device(fit_kwargs["device"])
+    torch.manual_seed(seed)
+    model = MixtureVAE(**model_kwargs)
+    t0 = time.perf_counter()
+    try:
+        history = fit(model, train, checkpoint_dir=run_dir, **fit_kwargs)
+    except CheckpointMismatchError:
+        # a checkpoint left by an older version of the code: start this model afresh
+        warnings.warn(f"discarding an incompatible checkpoint in {run_dir}", stacklevel=2)
+        (run_dir / "checkpoint.pt").unlink()
         torch.manual_seed(seed)
         model = MixtureVAE(**model_kwargs)
-        t0 = time.perf_counter()
-        fit_kwargs = dict(val_fraction=val_fraction, epochs=epochs, batch_size=batch_size,
-                          lr=lr, patience=patience, min_delta=min_delta, seed=seed, device=dev,
-                          checkpoint_dir=run_dir, progress=progress, num_threads=num_threads)
-        try:
-            history = fit(model, X_tr, **fit_kwargs)
-        except CheckpointMismatchError:
-            # a checkpoint left by an older version of the code: start this model afresh
-            warnings.warn(f"discarding an incompatible checkpoint in {run_dir}", stacklevel=2)
-            (run_dir / "checkpoint.pt").unlink()
-            torch.manual_seed(seed)
-            model = MixtureVAE(**model_kwargs)
-            history = fit(model, X_tr, **fit_kwargs)
-        seconds = float(history["seconds"].sum()) if history.attrs["resumed_at"] else (
-            time.perf_counter() - t0)
-        embedding = _encode(model, X_te, dev)
-        best = history.attrs["best_epoch"]
-        final = {k: float(v) for k, v in history.iloc[best].items()
-                 if k.startswith(("train_", "val_"))}
-        atomic_write(run_dir / "model.pt", lambda p, m=model, kw=model_kwargs: torch.save(
-            {"model_kwargs": kw, "state_dict": {k: v.cpu() for k, v in m.state_dict().items()}},
-            p))
-        atomic_write(run_dir / "history.csv", lambda p, h=history: h.to_csv(p, index=False))
-        uns = {
-            "config": _uns_safe(config), "config_hash": key, "dataset": f"MNIST-{d}d",
-            "data_source": {"source": info["source"], "note": str(info.get("note", "")),
-                            "json": json.dumps(info, sort_keys=True, default=str)},
-            "versions": versions, "best_epoch": int(best), "epochs_run": int(len(history)),
-            "stopped_early": bool(history.attrs["stopped_early"]),
-            "final_losses": final, "seconds": seconds, "device": str(dev),
-            "run_dir": str(run_dir.relative_to(folder)),
-            "history": {c: history[c].to_numpy() for c in history.columns},
-            "history_columns": np.asarray(history.columns, dtype=str),
-        }
-        adata = _make_anndata(embedding, y_te, test_index, model, X_te, dev, uns)
-        atomic_write(path, lambda p, a=adata: a.write_h5ad(p))
-        with contextlib.suppress(OSError):
-            (run_dir / "checkpoint.pt").unlink()
-        rows.append({**_summary_row(adata), "reused": False})
-    return pd.DataFrame(rows)
+        history = fit(model, train, checkpoint_dir=run_dir, **fit_kwargs)
+    seconds = float(history["seconds"].sum()) if history.attrs["resumed_at"] else (
+        time.perf_counter() - t0)
+    embedding = _encode(model, X_te, dev)
+    best = history.attrs["best_epoch"]
+    final = {k: float(v) for k, v in history.iloc[best].items()
+             if k.startswith(("train_", "val_"))}
+    atomic_write(run_dir / "model.pt", lambda p: torch.save(
+        {"model_kwargs": model_kwargs,
+         "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}, p))
+    atomic_write(run_dir / "history.csv", lambda p: history.to_csv(p, index=False))
+    uns = {
+        "config": _uns_safe(config), "config_hash": key, "dataset": f"MNIST-{d}d",
+        "data_source": {"source": info["source"], "note": str(info.get("note", "")),
+                        "json": json.dumps(info, sort_keys=True, default=str)},
+        "versions": versions, "best_epoch": int(best), "epochs_run": int(len(history)),
+        "stopped_early": bool(history.attrs["stopped_early"]),
+        "final_losses": final, "seconds": seconds, "device": str(dev),
+        "run_dir": str(run_dir.relative_to(folder)),
+        "history": {c: history[c].to_numpy() for c in history.columns},
+        "history_columns": np.asarray(history.columns, dtype=str),
+    }
+    adata = _make_anndata(embedding, y_te, test_index, model, X_te, dev, uns)
+    atomic_write(folder / f"mnist_{d}d.h5ad", lambda p: adata.write_h5ad(p))
+    with contextlib.suppress(OSError):
+        (run_dir / "checkpoint.pt").unlink()
+    return _summary_row(adata)
 
 
 def _uns_safe(config: Mapping) -> dict:
@@ -298,8 +338,9 @@ def _encode(model, X, dev, batch: int = 2048) -> np.ndarray:
     model.eval()
     out = []
     with torch.no_grad():
+        # a copy: in build(n_jobs>1) workers the arrays are read-only memory maps
         for lo in range(0, len(X), batch):
-            out.append(model.encode(torch.from_numpy(X[lo:lo + batch]).to(dev)).cpu().numpy())
+            out.append(model.encode(torch.tensor(X[lo:lo + batch]).to(dev)).cpu().numpy())
     return np.concatenate(out).astype(np.float32)
 
 
@@ -310,7 +351,7 @@ def _make_anndata(embedding, digits, test_index, model, X_te, dev, uns):
     with torch.no_grad():
         comp = []
         for lo in range(0, len(X_te), 2048):
-            x = torch.from_numpy(X_te[lo:lo + 2048]).to(dev)
+            x = torch.tensor(X_te[lo:lo + 2048]).to(dev)
             comp.append(model.component_probabilities(x).argmax(-1).cpu().numpy())
     d = embedding.shape[1]
     obs = pd.DataFrame({"digit": digits.astype(np.int64),

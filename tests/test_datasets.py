@@ -91,6 +91,16 @@ def test_two_builds_with_the_same_seed_are_identical(tmp_path):
     np.testing.assert_array_equal(a.X, b.X)
 
 
+def test_parallel_build_equals_serial_build(built, tmp_path):
+    folder, data, table = built
+    par = datasets.build([3, 2], artifacts_dir=tmp_path, data=data, **{**KW, "n_jobs": 2})
+    assert par["latent_dim"].tolist() == [3, 2] and not par["reused"].any()
+    for d in (2, 3):  # same weights, so the same embedding, as one model at a time
+        np.testing.assert_array_equal(datasets.load_mnistnd(d, tmp_path).X,
+                                      datasets.load_mnistnd(d, folder).X)
+    assert set(table["latent_dim"]) == {2, 3}
+
+
 def test_incompatible_checkpoint_is_discarded(tmp_path):
     import torch
 
@@ -147,6 +157,8 @@ def test_export_writes_files_and_manifest(built, tmp_path):
         ({"batch_size": 0}, ValueError, "batch_size"),
         ({"epochs": 0}, ValueError, "epochs"),
         ({"source": "web"}, ValueError, "source"),
+        ({"n_jobs": 0}, ValueError, "n_jobs"),
+        ({"num_threads": 0}, ValueError, "num_threads"),
     ],
 )
 def test_bad_arguments(tmp_path, kwargs, error, match):
