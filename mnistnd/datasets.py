@@ -258,6 +258,8 @@ def build(
     if tasks:
         common = dict(train=X_tr, test=(X_te, y_te, test_index), info=info, versions=versions,
                       fit_kwargs=fit_kwargs)
+        # n_jobs=1 stays out of run_tasks, which would pin torch to one thread (num_threads=None
+        # means torch's default here)
         trained = run_tasks(_train_one, tasks, n_jobs=n_jobs, kwargs=common, progress=progress,
                             desc="m-VAE models") if parallel else [
             _train_one(*task, **common) for task in tasks]

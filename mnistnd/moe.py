@@ -12,7 +12,8 @@
   the images with a classifier trained on real data (:func:`train_digit_classifier`).
 * :func:`make_gaussian_mixture` and :func:`cluster_number_study`: synthetic Gaussian mixtures with
   random parameters, and how many experts the model really uses for each true number of
-  components (paper 002, SI B.1).
+  components (paper 002, SI B.1); :func:`similarity_probe` shows why the similarity matrix
+  decides that number.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ __all__ = [
     "pbmc_input",
     "mmd_matrix",
     "separation",
+    "similarity_probe",
     "similarity_projection",
     "train_digit_classifier",
     "train_moe",
@@ -492,6 +494,76 @@ def make_gaussian_mixture(
     X = (X - lo) / np.where(hi > lo, hi - lo, 1.0)
     params = {"means": means, "covariances": covs, "weights": weights}
     return X.astype(np.float32), labels.astype(np.int64), params
+
+
+def similarity_probe(
+    projection,
+    labels,
+    X=None,
+    *,
+    knn_k: int = 10,
+    threshold: float = 2.0,
+    n_split: int = 20,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """How each similarity matrix of :class:`~mnistnd.models.MoESimVAE` sees one batch.
+
+    For the kNN, the distance-threshold and the connected-components matrices of the batch
+    (``projection``), reports the share of same-component pairs with ``S = 1`` and of
+    different-component pairs with ``S = 1``, and the similarity loss (Eq. 7) of two one-hot
+    gates: the true partition, and k-means with ``n_split`` clusters (components split over
+    many experts). The matrix whose loss is lower for the true partition is the one under which
+    the model can count the components.
+
+    Parameters
+    ----------
+    projection : array-like of shape (n_samples, n_components)
+        Per-sample coordinates of the batch (e.g. its rows of a 2-D UMAP).
+    labels : array-like of shape (n_samples,)
+        True components.
+    X : array-like of shape (n_samples, n_features), optional
+        Data on which k-means splits the batch (default: ``projection``).
+    knn_k, threshold : int, float
+        Settings of the kNN and threshold matrices.
+    n_split : int
+        Clusters of the over-split partition (e.g. the number of experts).
+    seed : int
+        Seed of k-means.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per matrix.
+    """
+    import torch
+
+    from mnistnd.clustering import cluster
+    from mnistnd.models.moe_sim_vae import knn_similarity, similarity_loss, threshold_similarity
+
+    P = check_matrix("projection", projection)
+    _, y = np.unique(np.asarray(labels), return_inverse=True)
+    if y.shape[0] != P.shape[0]:
+        raise ValueError(f"labels has {y.shape[0]} entries but projection has {P.shape[0]} rows")
+    X = P if X is None else check_matrix("X", X)
+    n_split = check_int("n_split", n_split, minimum=2, maximum=P.shape[0])
+    split = cluster(X, "kmeans", n_clusters=n_split, seed=seed)
+    gates = {"true partition": y, f"k-means with {n_split}": split}
+    same = y[:, None] == y[None, :]
+    Pt = torch.as_tensor(P, dtype=torch.float32)
+    matrices = {
+        f"kNN (k = {knn_k})": knn_similarity(Pt, knn_k),
+        f"threshold {threshold}": threshold_similarity(Pt, threshold),
+        f"components at {threshold}": threshold_similarity(Pt, threshold, components=True),
+    }
+    rows = {}
+    for name, S in matrices.items():
+        Sb = S.numpy().astype(bool)
+        rows[name] = {"S = 1 within components": Sb[same].mean(),
+                      "S = 1 across components": Sb[~same].mean()}
+        for gate, lab in gates.items():
+            onehot = torch.nn.functional.one_hot(torch.as_tensor(lab, dtype=torch.int64)).float()
+            rows[name][f"loss, {gate}"] = float(similarity_loss(onehot, S))
+    return pd.DataFrame(rows).T
 
 
 def cluster_number_study(

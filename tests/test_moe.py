@@ -139,3 +139,18 @@ def test_cluster_number_study_rows_and_bad_input():
     assert list(study["true_components"]) == [2, 3]
     assert set(study.columns) >= {"experts_used", "NMI", "accuracy", "F-measure", "seconds"}
     assert study["experts_used"].between(1, 4).all()
+
+
+def test_similarity_probe_separates_the_three_matrices():
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], 60)
+    P = rng.normal(scale=0.3, size=(180, 2)) + np.array([[0, 0], [10, 0], [0, 10]])[y]
+    probe = moe.similarity_probe(P, y, knn_k=5, threshold=1.0, n_split=12, seed=0)
+    comp = probe.loc["components at 1.0"]
+    assert comp["S = 1 within components"] == 1.0 and comp["S = 1 across components"] == 0.0
+    assert comp["loss, true partition"] < 1e-3 < comp["loss, k-means with 12"]
+    knn = probe.loc["kNN (k = 5)"]
+    assert knn["S = 1 within components"] < 0.2  # k much smaller than a component
+    assert knn["loss, k-means with 12"] < knn["loss, true partition"]  # splitting is cheaper
+    with pytest.raises(ValueError, match="labels has 179 entries"):
+        moe.similarity_probe(P, y[:-1])
