@@ -31,6 +31,14 @@ def check_int(name: str, value, *, minimum: int | None = None, maximum: int | No
     return value
 
 
+def check_n_jobs(n_jobs) -> int:
+    """Return a joblib worker count: a positive integer, or ``-1`` for every core."""
+    n_jobs = check_int("n_jobs", n_jobs)
+    if n_jobs == 0 or n_jobs < -1:
+        raise ValueError(f"n_jobs must be a positive integer or -1, got {n_jobs}")
+    return n_jobs
+
+
 def check_float(
     name: str,
     value,

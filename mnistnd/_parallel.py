@@ -50,7 +50,7 @@ import joblib
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from mnistnd._checks import check_int
+from mnistnd._checks import check_n_jobs
 
 __all__ = ["run_tasks"]
 
@@ -124,9 +124,7 @@ def run_tasks(
     if isinstance(tasks, (str, bytes)) or not isinstance(tasks, Iterable):
         raise TypeError("tasks must be a sequence of tasks")
     tasks = list(tasks)
-    n_jobs = check_int("n_jobs", n_jobs)
-    if n_jobs == 0 or n_jobs < -1:
-        raise ValueError(f"n_jobs must be a positive integer or -1, got {n_jobs}")
+    n_jobs = check_n_jobs(n_jobs)
     kwargs = dict(kwargs or {})
     if warmup is not None:
         if not (isinstance(warmup, tuple) and len(warmup) == 2 and callable(warmup[0])):

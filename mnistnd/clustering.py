@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from mnistnd import metrics as _metrics
-from mnistnd._checks import check_choice, check_int, check_matrix
+from mnistnd._checks import check_choice, check_int, check_matrix, check_n_jobs
 from mnistnd._io import atomic_write
 from mnistnd._parallel import run_tasks
 from mnistnd.settings import artifacts_dir as _artifacts_dir
@@ -481,9 +481,7 @@ def benchmark(
         raise ValueError(f"seeds must be distinct, got {seeds}")
     if "stability" in experiments and len(seeds) < 2:
         raise ValueError(f"the stability experiment needs at least two seeds, got seeds={seeds}")
-    n_jobs = check_int("n_jobs", n_jobs)
-    if n_jobs == 0 or n_jobs < -1:
-        raise ValueError(f"n_jobs must be a positive integer or -1, got {n_jobs}")
+    n_jobs = check_n_jobs(n_jobs)
     options = {m: dict((method_options or {}).get(m, {})) for m in methods}
     unknown = set(method_options or {}) - set(methods)
     if unknown:

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from mnistnd import settings
-from mnistnd._checks import check_choice, check_int, check_int_list, check_matrix
+from mnistnd._checks import check_choice, check_int, check_int_list, check_matrix, check_n_jobs
 from mnistnd._io import atomic_write, file_sha256
 
 __all__ = [
@@ -221,9 +221,7 @@ def build(
     seed = check_int("seed", seed, minimum=0)
     if num_threads is not None:
         num_threads = check_int("num_threads", num_threads, minimum=1)
-    n_jobs = check_int("n_jobs", n_jobs)
-    if n_jobs == 0 or n_jobs < -1:
-        raise ValueError(f"n_jobs must be a positive integer or -1, got {n_jobs}")
+    n_jobs = check_n_jobs(n_jobs)
     check_choice("source", source, ("auto", "full", "bundled"))
     dev = resolve_device(device)
     folder = settings.ensure_writable_dir(_folder(artifacts_dir), "artifacts_dir")

@@ -29,7 +29,14 @@ import numpy as np
 import pandas as pd
 
 from mnistnd import settings
-from mnistnd._checks import check_choice, check_float, check_int, check_labels, check_matrix
+from mnistnd._checks import (
+    check_choice,
+    check_float,
+    check_int,
+    check_labels,
+    check_matrix,
+    check_n_jobs,
+)
 from mnistnd._io import atomic_write
 
 __all__ = [
@@ -850,9 +857,7 @@ def density_peaks_sweep(
     for d, v in data.items():
         X = v[0] if isinstance(v, tuple) else v
         arrays[d] = check_matrix(f"data[{d}]", X, min_samples=2)
-    n_jobs = check_int("n_jobs", n_jobs)
-    if n_jobs == 0 or n_jobs < -1:
-        raise ValueError(f"n_jobs must be a positive integer or -1, got {n_jobs}")
+    n_jobs = check_n_jobs(n_jobs)
     if cache_dir is not None:
         cache_dir = settings.ensure_writable_dir(cache_dir, "cache_dir")
     code = _code_digest(validity)

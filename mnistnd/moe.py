@@ -545,7 +545,11 @@ def similarity_probe(
     if y.shape[0] != P.shape[0]:
         raise ValueError(f"labels has {y.shape[0]} entries but projection has {P.shape[0]} rows")
     X = P if X is None else check_matrix("X", X)
+    if X.shape[0] != P.shape[0]:
+        raise ValueError(f"X has {X.shape[0]} rows but projection has {P.shape[0]}")
     n_split = check_int("n_split", n_split, minimum=2, maximum=P.shape[0])
+    knn_k = check_int("knn_k", knn_k, minimum=1, maximum=P.shape[0] - 1)
+    threshold = check_float("threshold", threshold, minimum=0.0, open_low=True)
     split = cluster(X, "kmeans", n_clusters=n_split, seed=seed)
     gates = {"true partition": y, f"k-means with {n_split}": split}
     same = y[:, None] == y[None, :]

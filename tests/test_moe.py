@@ -154,3 +154,7 @@ def test_similarity_probe_separates_the_three_matrices():
     assert knn["loss, k-means with 12"] < knn["loss, true partition"]  # splitting is cheaper
     with pytest.raises(ValueError, match="labels has 179 entries"):
         moe.similarity_probe(P, y[:-1])
+    with pytest.raises(ValueError, match="X has 179 rows"):
+        moe.similarity_probe(P, y, P[:-1])
+    with pytest.raises(ValueError, match="knn_k"):
+        moe.similarity_probe(P, y, knn_k=180)
