@@ -7,16 +7,23 @@ M-step by Newton–Halley on the usual fixed-point equation (Peel & McLachlan 20
 added to every scale diagonal, and stopping when the mean log-likelihood changes by less than
 ``tol``. The code here is our own; it runs the same iterations, each one faster, because it
 
-* skips the (point, component) pairs that provably cannot matter: a pair whose log density is
-  more than 40 nats below its point's best component has a responsibility below 4.3e-18, which
-  float64 cannot add to the normaliser, so the log-likelihood is unchanged. A lower bound on
-  each skipped pair's Mahalanobis distance is carried from iteration to iteration (the
-  Elkan/Hamerly idea for k-means, here with the smallest singular value of ``L_new^{-1} L_old``
-  and the whitened shift of the location), and a pair is recomputed as soon as the bound no
-  longer proves it negligible. On clustered data 60-85% of the pairs are skipped, in the
-  E-step (distances) and in the M-step (scatter matrices) alike;
-* computes the distances of the remaining pairs with one matrix product per component against
-  the inverse Cholesky factor, and every scatter matrix as one symmetric product;
+* sorts the (point, component) pairs into three tiers by how much they can matter. A pair
+  whose log density is more than 30 nats below its point's best component has a
+  responsibility below 9.4e-14; dropping the K - 1 <= 25 such pairs of a point moves the
+  log-likelihood by less than 2.4e-12. Most of these are never computed: a lower bound on
+  each pair's Mahalanobis distance is carried from iteration to iteration (the Elkan/Hamerly
+  idea for k-means, here with the smallest singular value of ``L_new^{-1} L_old`` and the
+  whitened shift of the location), and a pair is recomputed as soon as the bound no longer
+  proves it negligible. Pairs between 20 and 30 nats below the best (responsibility below
+  2.1e-9) are computed with float32 products, four times faster here than float64 ones; their
+  ~5e-5 relative error in the log density moves such a responsibility by less than 1e-13.
+  Pairs within 20 nats are computed in float64;
+* computes the distances with one matrix product per component and tier, against the inverse
+  Cholesky factor augmented by the whitened location, and keeps the whitened rows for the
+  M-step: the scatter matrices are symmetric products of those rows, mapped back by the old
+  Cholesky factor, so the M-step makes no second pass over the data;
+* reuses its working arrays from one iteration to the next (a fresh megabyte-sized array costs
+  as much in page faults as the product that fills it);
 * solves the K degrees-of-freedom equations together (vectorised Halley steps) instead of
   calling :func:`scipy.optimize.newton` once per component.
 
@@ -26,6 +33,7 @@ The model is translation invariant, so centring the data changes nothing but rou
 from __future__ import annotations
 
 import numpy as np
+from scipy.linalg import lapack
 from scipy.special import digamma, gammaln, logsumexp, polygamma
 
 from mnistnd._checks import check_choice, check_float, check_int, check_matrix
@@ -33,13 +41,22 @@ from mnistnd._checks import check_choice, check_float, check_int, check_matrix
 __all__ = ["StudentTMixture", "kmeans_plusplus"]
 
 # Pairs (point, component) provably more than this many nats below their point's best
-# component are skipped: responsibility < 4.3e-18; K - 1 <= 25 of them sum to less than half
-# the float64 spacing above 1, so the normaliser and the log-likelihood do not change.
-_MARGIN = 40.0
-# Above this share of relevant pairs, one dense product for all pairs beats gathering them.
-_DENSE = 0.5
-# Above this share (and in <= 32 dimensions) the M-step uses the pair products instead.
-_PAIRS_M = 0.4
+# component are skipped: responsibility < 9.4e-14, so the K - 1 <= 25 of them of one point
+# move its log-likelihood by < 2.4e-12 (40 nats would make it bit-identical; 30 computes a
+# quarter fewer pairs on MNIST-Nd at d = 64 and gave the same log-likelihood to 12 digits).
+_MARGIN = 30.0
+# Pairs within this many nats of their point's best component (responsibility > 2.1e-9) are
+# computed in float64, the others that are not negligible in float32.
+_HEAVY = 20.0
+# When more than this share of the pairs was kept in the last iteration, the next one
+# computes every pair (one product per component, no gathers, no bound checks).
+_DENSE = 0.6
+# Below this dimension a row's product costs little next to its bookkeeping: every pair that
+# is not negligible is computed in float64 and the float32 tier is not used.
+_TIER_MIN_DIM = 24
+# A component with more than this share of the points to compute takes one product over all
+# rows instead of gathering them.
+_ALL_ROWS = 0.7
 
 
 def kmeans_plusplus(X: np.ndarray, n_clusters: int, seed: int) -> np.ndarray:
@@ -75,6 +92,16 @@ def kmeans_plusplus(X: np.ndarray, n_clusters: int, seed: int) -> np.ndarray:
     return X[idx].copy()
 
 
+def _segment_sums(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Sum consecutive segments of ``values`` with lengths ``counts`` (empty ones: 0)."""
+    out = np.zeros(counts.shape[0])
+    full = counts > 0
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    if full.any():
+        out[full] = np.add.reduceat(values, starts[full])
+    return out
+
+
 def _halley_df(const: np.ndarray, df0: np.ndarray, tol: float, max_iter: int) -> np.ndarray:
     """Solve ``const - digamma(v/2) + log(v/2) = 0`` for every component at once.
 
@@ -105,6 +132,42 @@ def _halley_df(const: np.ndarray, df0: np.ndarray, tol: float, max_iter: int) ->
     return np.maximum(v, 1.0)
 
 
+class _Workspace:
+    """Arrays reused from one EM iteration to the next.
+
+    A fresh array of a megabyte costs about as much in page faults as the matrix product
+    that fills it, so each iteration writes into the buffers of the previous one.
+    """
+
+    def __init__(self):
+        self._arrays = {}
+
+    def dense(self, key, shape, dtype):
+        """Return an uninitialised array of ``shape``, the same one on every call with ``key``."""
+        a = self._arrays.get(key)
+        if a is None:
+            a = self._arrays[key] = np.empty(shape, dtype)
+        return a
+
+    def rows(self, key, start, count, cols, dtype):
+        """Return rows ``start:start + count`` of the 2-D buffer ``key``.
+
+        The buffer grows when too short, keeping its first ``start`` rows.
+        """
+        a = self._arrays.get(key)
+        if a is None or a.shape[0] < start + count:
+            size = max(start + count, 0 if a is None else a.shape[0] * 3 // 2)
+            grown = np.empty((size, cols), dtype)
+            if a is not None and start:
+                grown[:start] = a[:start]
+            a = self._arrays[key] = grown
+        return a[start : start + count]
+
+    def written(self, key, start, count):
+        """Rows ``start:start + count`` of the buffer ``key`` as last written."""
+        return self._arrays[key][start : start + count]
+
+
 class StudentTMixture:
     """Finite mixture of multivariate Student-t distributions fitted by EM.
 
@@ -130,12 +193,12 @@ class StudentTMixture:
     random_state : int
         Seed of the k-means++ initialisation.
     precision : {"double", "single"}
-        Precision of the two large matrix products of each iteration (whitened distances,
-        scatter matrices); everything else is float64. ``"double"`` reproduces
-        ``studenttmixture`` to ~1e-12 in the log-likelihood. ``"single"`` is about 1.6x faster
-        in 64 dimensions and usually agrees to ~1e-6, but rounding can steer EM elsewhere: in
-        one of three 10,000 x 64 benchmark fits it stopped at a log-likelihood 0.03 lower, ARI
-        0.96 to the double-precision labels. Use it for exploration, not for reference numbers.
+        ``"double"``: the tiers above (heavy pairs in float64, light ones in float32);
+        reproduces ``studenttmixture`` to ~1e-10 in the log-likelihood. ``"single"``: every
+        pair in float32; about 1.3x faster, and in eight 10,000 x 64 fits it agreed with
+        ``"double"`` to ARI >= 0.997 (log-likelihood within 5e-4), but its ~1e-6 relative
+        error in every distance can steer EM to another optimum (the previous float32 mode
+        once stopped 0.03 lower, ARI 0.96). Use it for exploration, not for reference numbers.
 
     Attributes
     ----------
@@ -187,12 +250,6 @@ class StudentTMixture:
 
     # ------------------------------------------------------------------ pieces of the EM step
     @staticmethod
-    def _pairs(X):
-        """Products ``x_i x_j`` (i <= j) of every row: shape (n, D(D+1)/2), once per fit."""
-        iu, ju = np.triu_indices(X.shape[1])
-        return X[:, iu] * X[:, ju]
-
-    @staticmethod
     def _whitening(chol):
         """Inverse Cholesky factors ``L_k^{-1}`` (K, D, D), one batched LAPACK call."""
         return np.tril(np.linalg.inv(chol))
@@ -218,144 +275,301 @@ class StudentTMixture:
         const = gammaln(0.5 * (df + dim)) - gammaln(0.5 * df) - 0.5 * dim * np.log(df * np.pi)
         return const - logdet_half
 
-    def _e_step(self, X, loc, chol, weights, df, cache):
+    def _whiten(self, k, idx, single, role, start=0):
+        """Whitened rows ``z = L_k^{-1}(x - m_k)`` of the points ``idx`` (``None``: all).
+
+        One product of the augmented rows ``[x, 1]`` with ``[L_k^{-T}; -(L_k^{-1} m_k)^T]``,
+        written into the component's reusable buffer (float64, or float32 when ``single``)
+        for ``role`` (``"primary"`` or ``"light"``) at row ``start``. Returns ``z``, the
+        squared distances ``|z|^2`` (float64) and a lower bound on ``|z|`` that holds
+        whatever the rounding: for float32,
+        ``|z_exact - z| <= g (|x| |L^{-1}|_F + |L^{-1} m|)`` with ``g = (D + 3) 2^-24``
+        (the standard bound for a dot product of length ``D + 1`` plus the input roundings).
+        """
+        ws = self._ws
+        dtype = np.float32 if single else np.float64
+        Xa = self._Xa32 if single else self._Xa
+        rows = Xa.shape[0] if idx is None else idx.size
+        if idx is not None:
+            gather = ws.rows(("gather", single), 0, rows, Xa.shape[1], dtype)
+            # mode="clip" (indices are valid): numpy buffers `out` in the default mode
+            Xa = np.take(Xa, idx, axis=0, out=gather, mode="clip")
+        Z = ws.rows((role, k), start, rows, Xa.shape[1] - 1, dtype)
+        np.matmul(Xa, self._whitening_aug[single][k], out=Z)
+        d = np.einsum("nd,nd->n", Z, Z).astype(np.float64)  # float32 sums for float32 rows
+        root = np.sqrt(d)
+        if single:
+            xnorm = self._xnorm if idx is None else self._xnorm[idx]
+            err = self._g32 * (xnorm * self._inv_norm[k] + self._off_norm[k])
+            lo = root * (1.0 - self._g32) - err
+        else:
+            lo = root * (1.0 - 1e-12)  # float64 rounding, with a wide safety factor
+        return Z, d, np.maximum(lo, 0.0, out=lo)
+
+    def _prepare(self, Xc):
+        """Working copies of the centred data for :meth:`_whiten` (removed after ``fit``)."""
+        n, dim = Xc.shape
+        self._X = Xc
+        self._Xa = np.hstack([Xc, np.ones((n, 1))])  # [x, 1]: the offset joins the product
+        self._Xa32 = self._Xa.astype(np.float32)
+        self._xnorm = np.linalg.norm(self._Xa, axis=1)
+        self._g32 = (dim + 3) * 2.0**-24 * 1.01  # float32 dot-product error factor
+        self._ws = _Workspace()
+
+    def _set_whitening(self, loc, chol):
+        """Set the augmented whitening matrices of every component for :meth:`_whiten`.
+
+        Returns the inverse Cholesky factors (K, D, D).
+        """
+        inv = np.empty_like(chol)
+        for k in range(chol.shape[0]):
+            inv[k] = lapack.dtrtri(chol[k], lower=1)[0]
+        offset = np.einsum("kij,kj->ki", inv, loc)
+        aug = np.concatenate([inv.transpose(0, 2, 1), -offset[:, None, :]], axis=1)
+        self._whitening_aug = {False: aug, True: aug.astype(np.float32)}
+        self._inv_norm = np.linalg.norm(inv, axis=(1, 2))
+        self._off_norm = np.linalg.norm(offset, axis=1)
+        return inv
+
+    def _e_step(self, loc, chol, weights, df, cache):
         """Responsibilities, expected precisions and the mean log-likelihood.
 
-        Arrays are component-major, shape (K, n). Pairs (point, component) whose weighted log
-        density is provably more than ``_MARGIN`` nats below the best component of their point
-        have a responsibility below ``exp(-_MARGIN)``, which float64 cannot add to the
-        normaliser (``1 + 9 e^-40 == 1``): the log-likelihood is the same to the last bit, and
-        such pairs get responsibility 0 (``studenttmixture`` gives them ~1e-18). The proof uses
-        a lower bound on each skipped pair's Mahalanobis distance carried from the previous
-        iteration, as in Elkan/Hamerly k-means: with new factor ``L'``, location ``m'`` and old
-        ``L``, ``m``, ``|L'^{-1}(x - m')| >= s |L^{-1}(x - m)| - |L'^{-1}(m - m')|`` where ``s``
-        is the smallest singular value of ``L'^{-1} L``. All other pairs are computed exactly;
-        the first iteration, and any where more than ``_DENSE`` of the pairs were relevant in
-        the previous one, computes every pair.
+        Every (point, component) pair falls in one of three tiers:
+
+        * **negligible**: its weighted log density is provably more than ``_MARGIN`` nats
+          below its point's best component, so its responsibility is below
+          ``exp(-_MARGIN)`` (9.4e-14); it gets responsibility 0 (``studenttmixture`` gives it
+          that tiny value), which moves the log-likelihood by < 2.4e-12 per point and the
+          M-step sums by as little relative to theirs. Most of these are never computed: a lower
+          bound on each pair's Mahalanobis distance is carried from the previous iteration,
+          as in Elkan/Hamerly k-means: with new factor ``L'``, location ``m'`` and old ``L``,
+          ``m``, ``|L'^{-1}(x - m')| >= s |L^{-1}(x - m)| - |L'^{-1}(m - m')|`` where ``s`` is
+          the smallest singular value of ``L'^{-1} L``;
+        * **light**: within ``_MARGIN`` but more than ``_HEAVY`` nats below the best,
+          responsibility below 2.1e-9: computed with float32 products, whose relative
+          error (~1e-6 in the distance, ~5e-5 in the log density) moves such a
+          responsibility by less than 1e-13;
+        * **heavy**: within ``_HEAVY`` nats of the best: computed in float64.
+
+        Last iteration's heavy pairs are computed first, in float64 (they give every point's
+        best component); then the pairs the bounds cannot rule out, in float32; any of those
+        that turn out heavy are recomputed in float64. The computed pairs are then handled as
+        one flat list (transcendental functions only there). Returns the responsibilities
+        ``r`` and expected precisions ``u`` of the computed pairs with their component and
+        point indices, the mean log-likelihood, the blocks of whitened rows for
+        :meth:`_m_step` (which needs no other pass over the data) and the bounds.
         """
-        n, dim = X.shape
+        ws = self._ws
+        n, dim = self._X.shape
         n_comp = loc.shape[0]
-        inv = self._whitening(chol)
-        offset = np.einsum("kij,kj->ki", inv, loc)
+        single = self.precision == "single"
+        inv = self._set_whitening(loc, chol)
         const = self._log_const(chol, df, dim) + np.log(np.clip(weights, 1e-12, None))
         half = 0.5 * (df + dim)
-        Xw = self._Xw  # the data in the working precision of the products
-        inv_t = np.ascontiguousarray(inv.transpose(0, 2, 1), dtype=Xw.dtype)
-        off_w = offset.astype(Xw.dtype)
+        inv_df = 1.0 / df
 
-        def log_dens(maha):
+        def log_dens(kk, d, counts=None):  # log(1 + d/v), as the library writes it
+            if counts is not None:  # all pairs, component-major: repeat instead of gather
+                c, h, v = (np.repeat(a, counts) for a in (const, half, inv_df))
+            else:
+                c, h, v = const[kk], half[kk], inv_df[kk]
             with np.errstate(over="ignore"):
-                return const[:, None] - half[:, None] * np.log1p(maha / df[:, None])
+                return c - h * np.log(1.0 + d * v)
 
-        def exact(mask, maha):
-            for k in range(n_comp):
-                idx = None if mask is None else np.flatnonzero(mask[k])
-                if idx is None or idx.size:
-                    Z = (Xw if idx is None else Xw[idx]) @ inv_t[k]
-                    Z -= off_w[k]
-                    maha[k, slice(None) if idx is None else idx] = np.einsum("nd,nd->n", Z, Z)
+        maha = ws.dense("maha", (n_comp, n), np.float64)
+        maha.fill(np.inf)
+        primary = ws.dense("primary", (n_comp, n), bool)  # computed at the heavy precision
+        primary.fill(False)
+        n_primary = [0] * n_comp  # rows in each component's primary buffer
+        blocks = [[] for _ in range(n_comp)]  # (rows, tier) per component
 
-        if cache is None or cache[3].mean() > _DENSE:
-            maha = np.empty((n_comp, n))
-            exact(None, maha)
-            done = None
+        def compute(k, idx, is_primary):
+            role = "primary" if is_primary else "light"
+            start = n_primary[k] if is_primary else 0
+            Z, d, lo = self._whiten(k, idx, single or not is_primary, role, start)
+            sel = slice(None) if idx is None else idx
+            if is_primary:
+                maha[k, sel], lower[k, sel] = d, lo
+                primary[k, sel] = True
+                n_primary[k] += Z.shape[0]
+            elif idx is None:  # float32 candidates never overwrite a primary value
+                fresh = ~primary[k]
+                np.copyto(maha[k], d, where=fresh)
+                np.copyto(lower[k], lo, where=fresh)
+            else:  # explicit candidates exclude primary pairs already
+                maha[k, idx], lower[k, idx] = d, lo
+            blocks[k].append((idx, is_primary, start))
+            return d
+
+        if cache is None or self._kept_fraction > _DENSE:
+            # first iteration, or most pairs mattered last time: compute every pair, no bounds
+            lower = ws.dense("lower", (n_comp, n), np.float64)
+            cand = None
         else:
-            lower, chol_old, loc_old, keep_old = cache
+            lower, chol_old, loc_old, heavy_old = cache
             # smallest singular value of A = L'^{-1} L: near convergence A ~ I and
             # 1 - |A - I|_F bounds it from below for free; otherwise the exact SVD
             change = inv @ chol_old
             shrink = 1.0 - np.linalg.norm(change - np.eye(dim)[None], axis=(1, 2))
-            if shrink.min() < 0.9:
-                shrink = np.linalg.svd(change, compute_uv=False)[:, -1]
+            if shrink.min() < 0.9:  # exact: smallest eigenvalue of A^T A, less its rounding
+                gram = change.transpose(0, 2, 1) @ change
+                low = np.linalg.eigvalsh(gram)[:, 0] - 1e-12 * np.linalg.norm(gram, axis=(1, 2))
+                shrink = np.sqrt(np.maximum(low, 0.0))
             shift = np.linalg.norm(np.einsum("kij,kj->ki", inv, loc_old - loc), axis=1)
-            lower = np.maximum(lower * (shrink * self._slack)[:, None] - shift[:, None], 0.0)
-            maha = np.full((n_comp, n), np.inf)
-            exact(keep_old, maha)  # last iteration's relevant pairs: still the likely best
-            best = log_dens(maha).max(axis=0)
-            done = keep_old | (log_dens(lower**2) >= best - _MARGIN)
-            exact(done & ~keep_old, maha)
-        logp = log_dens(maha)
+            lower *= shrink[:, None]
+            lower -= shift[:, None]
+            np.maximum(lower, 0.0, out=lower)
+            best = np.full(n, -np.inf)
+            for k in range(n_comp):  # last iteration's heavy pairs: still the likely best
+                idx = np.flatnonzero(heavy_old[k])
+                if idx.size:
+                    idx = None if idx.size > _ALL_ROWS * n else idx
+                    d = compute(k, idx, True)
+                    sel = slice(None) if idx is None else idx
+                    best[sel] = np.maximum(best[sel], log_dens(k, d))
+            # float32 is exact enough for a test with a 30-nat margin (plus 1e-3 nats of slack)
+            test = ws.dense("test", (n_comp, n), np.float32)
+            np.multiply(lower, lower, out=test)
+            test *= inv_df[:, None].astype(np.float32)
+            test += 1.0
+            np.log(test, out=test)
+            test *= -half[:, None].astype(np.float32)
+            test += const[:, None].astype(np.float32)
+            cand = test >= (best - _MARGIN - 1e-3).astype(np.float32)
+            cand &= ~primary
+        tiered = not single and dim >= _TIER_MIN_DIM
+        for k in range(n_comp):
+            idx = None if cand is None else np.flatnonzero(cand[k])
+            if not tiered and not single:  # candidates straight to float64, no duplicates
+                if idx is None or (idx.size > _ALL_ROWS * n and not primary[k].any()):
+                    compute(k, None, True)
+                elif idx.size:
+                    compute(k, idx, True)
+            elif idx is None or idx.size > _ALL_ROWS * n:
+                if not primary[k].all():
+                    compute(k, None, False)
+            elif idx.size:
+                compute(k, idx, False)
+        # the computed pairs as one flat list (component-major, sorted)
+        flat = np.flatnonzero(np.isfinite(maha.ravel()))
+        kk, ii = np.divmod(flat, n)
+        d = maha.ravel()[flat]
+        counts = np.bincount(kk, minlength=n_comp)
+        every = slice(None)  # all computed pairs: per-component values by repetition
+        lp = log_dens(every, d, counts)
+        top_all = ws.dense("top", (n_comp, n), np.float64)
+        top_all.fill(-np.inf)
+        top_all.ravel()[flat] = lp
+        top = top_all.max(axis=0)
+        if tiered:  # float32 values that turn out heavy: recompute in float64
+            new = np.flatnonzero((lp >= top[ii] - _HEAVY) & ~primary.ravel()[flat])
+            if new.size:
+                bounds = np.searchsorted(kk[new], np.arange(n_comp + 1))
+                for k in range(n_comp):
+                    part = new[bounds[k] : bounds[k + 1]]
+                    if part.size:
+                        d[part] = compute(k, ii[part], True)
+                lp[new] = log_dens(kk[new], d[new])
+                top_all.ravel()[flat[new]] = lp[new]
+                top = top_all.max(axis=0)
         # log-sum-exp by hand: the shifted exponentials give the responsibilities too
-        top = logp.max(axis=0)
-        keep = logp >= top - _MARGIN
+        gap = lp - top[ii]
+        keep = gap >= -_MARGIN
         with np.errstate(under="ignore"):
-            resp = np.where(keep, np.exp(logp - top), 0.0)
-        total = resp.sum(axis=0)
-        resp /= total
-        norm = np.log(total) + top
-        with np.errstate(invalid="ignore"):
-            u = np.where(keep, (df[:, None] + dim) / (df[:, None] + maha), 0.0)
-        if done is None:
-            lower = np.sqrt(maha)
-        else:
-            np.sqrt(maha, where=done, out=lower)
-        rows = [np.flatnonzero(keep[k]) for k in range(n_comp)]
-        self._exact_fraction.append(1.0 if done is None else float(done.mean()))
-        return resp, u, float(norm.mean()), rows, (lower, chol, loc, keep)
+            r = np.exp(gap)
+        r[~keep] = 0.0
+        total = np.bincount(ii, weights=r, minlength=n)
+        r /= total[ii]
+        bound = float(np.mean(np.log(total) + top))
+        df_rep = np.repeat(df, counts)
+        u = (df_rep + dim) / (df_rep + d)
+        u[~keep] = 0.0
+        heavy = ws.dense("heavy", (n_comp, n), bool)
+        heavy.fill(False)
+        heavy.ravel()[flat[gap >= -_HEAVY]] = True
+        self._kept_fraction = np.count_nonzero(keep) / maha.size
+        self._exact_fraction.append(flat.size / maha.size)
+        self._double_fraction.append(0.0 if single else float(primary.mean()))
+        pairs = (kk, ii, r, u, keep, counts)
+        return pairs, bound, (blocks, primary), (lower, chol, loc, heavy)
 
-    def _m_step(self, X, resp, u, rows, xx=None):
-        """Weights, locations, scales and their Cholesky factors from responsibilities (K, n).
+    def _m_step(self, pairs, blocks, primary, loc_old, chol_old):
+        """Weights, locations, scales and their Cholesky factors from the E-step's pairs.
 
-        Component ``k`` only sums over ``rows[k]``, the points where its responsibility can
-        be non-zero; one symmetric product per component for its scatter matrix. When most
-        pairs are relevant and the products ``xx`` of :meth:`_pairs` are given (small
-        dimensions), all K second moments come from one product ``ru xx`` instead.
+        Works on the whitened rows ``z = L^{-1}(x - m)`` the E-step computed at the old
+        parameters (float64 for heavy pairs, float32 for light ones; negligible pairs have
+        weight 0 and are not there): with weights ``w = r u``, ``W = sum w``, ``s = sum w z``
+        and ``c = s / W``, the new location is ``m + L c`` and the new scale
+        ``L (sum w z z^T - c s^T - s c^T + W c c^T) L^T / W``, the same weighted scatter
+        ``sum w (x - m')(x - m')^T / W`` as the library's, without a second pass over ``X``.
         """
-        n, dim = X.shape
-        n_comp = resp.shape[0]
+        ws = self._ws
+        kk, ii, r, u, _, counts = pairs
+        n_comp, dim = loc_old.shape
+        n = self._X.shape[0]
         eps10 = 10 * np.finfo(np.float64).eps
-        weights = resp.mean(axis=1)
-        ru = resp * u
-        ru_sum = ru.sum(axis=1) + eps10
-        loc = (ru @ X) / ru_sum[:, None]
+        weights = _segment_sums(r, counts) / n
+        ru_flat = r * u
+        ru = ws.dense("ru", (n_comp, n), np.float64)
+        ru.fill(0.0)
+        ru.ravel()[kk * n + ii] = ru_flat
+        ru_total = _segment_sums(ru_flat, counts)
+        ru_sum = ru_total + eps10
         scale = np.empty((n_comp, dim, dim))
-        use_pairs = xx is not None and sum(r.size for r in rows) > _PAIRS_M * n * n_comp
-        if use_pairs:
-            iu, ju = np.triu_indices(dim)
-            upper = ru @ xx
-            scale[:, iu, ju] = upper
-            scale[:, ju, iu] = upper
-            scale -= ru_sum[:, None, None] * loc[:, :, None] * loc[:, None, :]
-        else:
-            Xw = self._Xw
-            root_ru = np.sqrt(ru, dtype=Xw.dtype)
-            loc_w = loc.astype(Xw.dtype)
-            for k in range(n_comp):
-                idx = rows[k]
-                Z = Xw[idx]
-                Z -= loc_w[k]
-                Z *= root_ru[k, idx][:, None]
-                scale[k] = Z.T @ Z  # numpy uses a symmetric rank-k update here
+        loc = np.empty_like(loc_old)
+        for k in range(n_comp):
+            S = np.zeros((dim, dim))
+            s1 = np.zeros(dim)
+            for idx, is_primary, start in blocks[k]:
+                rows = n if idx is None else idx.size
+                Z = ws.written(("primary" if is_primary else "light", k), start, rows)
+                w = ru[k] if idx is None else ru[k, idx]
+                if not is_primary:  # rows also computed at the heavy precision count there
+                    w = w * ~(primary[k] if idx is None else primary[k, idx])
+                root = np.sqrt(w).astype(Z.dtype)
+                Z *= root[:, None]
+                S += Z.T @ Z  # numpy uses a symmetric rank-k update here
+                s1 += Z.T @ root
+            c = s1 / ru_sum[k]
+            cs = np.outer(c, s1)
+            M = S - cs - cs.T + ru_total[k] * np.outer(c, c)
+            L = chol_old[k]
+            scale[k] = L @ M @ L.T
+            loc[k] = loc_old[k] + L @ c
         scale /= (ru_sum + eps10)[:, None, None]
         scale = 0.5 * (scale + scale.transpose(0, 2, 1))  # exact symmetry for Cholesky
         scale[:, np.arange(dim), np.arange(dim)] += self.reg_covar
         chol = np.linalg.cholesky(scale)
         return weights, loc, scale, chol
 
-    def _update_df(self, resp, u, df, dim):
+    def _update_df(self, pairs, df, dim):
+        _, _, r, u, keep, counts = pairs
         half = 0.5 * (df + dim)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            term = np.where(resp > 0, resp * (np.log(u) - u), 0.0)
-        mean_term = np.sum(term, axis=1) / np.sum(resp, axis=1)
+        term = np.zeros_like(u)
+        np.log(u, out=term, where=keep)
+        term -= u
+        term *= r
+        mean_term = _segment_sums(term, counts) / _segment_sums(r, counts)
         const = 1.0 + mean_term + digamma(half) - np.log(half)
         return _halley_df(const, df, 1e-3, self.max_iter)
 
     # ------------------------------------------------------------------ EM loops
-    def _em_step(self, Xc, state, cache):
+    def _em_step(self, state, cache):
         """One EM iteration: mean log-likelihood at ``state``, the updated state, the bounds."""
         weights, loc, chol, df = state
-        resp, u, bound, rows, cache = self._e_step(Xc, loc, chol, weights, df, cache)
-        weights, loc, _, chol = self._m_step(Xc, resp, u, rows, self._xx)
+        pairs, bound, (blocks, primary), cache = self._e_step(loc, chol, weights, df, cache)
+        weights, loc, _, chol = self._m_step(pairs, blocks, primary, state[1], state[2])
         if not self.fixed_df:
-            df = self._update_df(resp, u, df, Xc.shape[1])
+            df = self._update_df(pairs, df, loc.shape[1])
         return bound, (weights, loc, chol, df), cache
 
-    def _plain_em(self, Xc, state):
+    def _plain_em(self, state):
         """EM exactly as ``studenttmixture``: stop when the E-step bound changes < tol."""
         lower, bound, cache = -np.inf, -np.inf, None
-        self._exact_fraction = []  # share of (point, component) pairs computed, per iteration
+        # per iteration: share of (point, component) pairs computed, and computed in float64
+        self._exact_fraction, self._double_fraction = [], []
         for n_iter in range(1, self.max_iter + 1):
-            bound, state, cache = self._em_step(Xc, state, cache)
+            bound, state, cache = self._em_step(state, cache)
             if abs(bound - lower) < self.tol:
                 return n_iter, True, bound, state
             lower = bound
@@ -384,15 +598,12 @@ class StudentTMixture:
         cov[np.arange(dim), np.arange(dim)] += self.reg_covar
         chol = np.repeat(np.linalg.cholesky(cov)[None], n_comp, axis=0)
         state = (np.full(n_comp, 1.0 / n_comp), loc, chol, np.full(n_comp, float(self.df)))
-        # pair products for the dense M-step in small dimensions (bounded memory)
-        n_pairs = dim * (dim + 1) // 2
-        self._xx = self._pairs(Xc) if dim <= 32 and n * n_pairs <= 2**25 else None
-        self._Xw = Xc if self.precision == "double" else Xc.astype(np.float32)
-        # float32 products: distances are exact only to ~1e-6 relative, so the carried lower
-        # bounds are shrunk by that much to stay lower bounds
-        self._slack = 1.0 if self.precision == "double" else 1.0 - 1e-5
-        n_iter, converged, bound, state = self._plain_em(Xc, state)
-        del self._xx, self._Xw
+        self._prepare(Xc)
+        try:
+            n_iter, converged, bound, state = self._plain_em(state)
+        finally:
+            for name in ("_X", "_Xa", "_Xa32", "_xnorm", "_ws", "_whitening_aug"):
+                self.__dict__.pop(name, None)  # working arrays: not part of the fitted model
         weights, loc, chol, df = state
         scale = chol @ chol.transpose(0, 2, 1)
         self.n_iter_, self.converged_, self.lower_bound_ = n_iter, converged, bound

@@ -16,10 +16,11 @@ def _heavy_tailed_blobs(n=600, dim=4, centers=3, seed=0):
     return X, y
 
 
-@pytest.mark.parametrize("fixed_df", [False, True])
-def test_equals_studenttmixture(fixed_df):
+@pytest.mark.parametrize(("fixed_df", "dim"), [(False, 4), (True, 4), (False, 24)])
+def test_equals_studenttmixture(fixed_df, dim):
+    """Same start, same fit; dim 24 goes through the float32 tier (tmm._TIER_MIN_DIM)."""
     studenttmixture = pytest.importorskip("studenttmixture")
-    X, _ = _heavy_tailed_blobs()
+    X, _ = _heavy_tailed_blobs(n=1500 if dim > 4 else 600, dim=dim)
     lib = studenttmixture.EMStudentMixture(
         n_components=3, fixed_df=fixed_df, init_type="k++", random_state=0, tol=1e-5
     )
@@ -82,23 +83,46 @@ def test_bad_input():
         m.predict(X[:, :2])
 
 
-def test_skipping_negligible_pairs_changes_nothing(monkeypatch):
-    """The bound-based skipping gives the same fit as computing every pair exactly."""
+def test_tiers_change_nothing(monkeypatch):
+    """Skipped pairs and float32 light pairs give the same fit as every pair in float64."""
     import mnistnd._tmm as tmm
 
-    X, _ = make_blobs(3000, n_features=6, centers=6, cluster_std=0.6, random_state=3)
-    X = X + 0.2 * np.random.default_rng(3).standard_t(3, X.shape)
+    # 24 dimensions: the float32 tier is used from tmm._TIER_MIN_DIM on
+    assert tmm._TIER_MIN_DIM <= 24
+    X, _ = make_blobs(3000, n_features=24, centers=6, cluster_std=2.5, random_state=3)
+    X = X + 0.3 * np.random.default_rng(3).standard_t(3, X.shape)
     fast = StudentTMixture(6, random_state=1).fit(X)
-    # the skipping really happened (otherwise this test would prove nothing)
+    # both tiers really happened (otherwise this test would prove nothing)
     assert min(fast._exact_fraction[5:]) < 0.5
+    assert np.mean(fast._double_fraction[5:]) < np.mean(fast._exact_fraction[5:]) - 0.005
     monkeypatch.setattr(tmm, "_MARGIN", np.inf)
+    monkeypatch.setattr(tmm, "_HEAVY", np.inf)
     full = StudentTMixture(6, random_state=1).fit(X)
     assert min(full._exact_fraction) == 1.0
+    assert min(full._double_fraction) == 1.0
     assert fast.n_iter_ == full.n_iter_
     assert fast.lower_bound_ == pytest.approx(full.lower_bound_, rel=1e-12)
     assert np.array_equal(fast.predict(X), full.predict(X))
     assert np.allclose(fast.df_, full.df_, rtol=1e-9)
     assert np.allclose(fast.scale_, full.scale_, rtol=1e-9, atol=1e-12)
+
+
+def test_candidate_bounds_are_lower_bounds():
+    """The float32 error bound of a whitened row holds: |z| >= lo for the exact distance."""
+    X, _ = make_blobs(2000, n_features=16, centers=4, cluster_std=3.0, random_state=5)
+    X = X * 1e3 + 5e4  # large offsets make float32 rounding matter
+    m = StudentTMixture(4, random_state=0, max_iter=3).fit(X)
+    Xc = X - m._center
+    exact = m._sq_mahalanobis(Xc, m._loc_c, m.scale_cholesky_)  # float64, shape (n, K)
+    m._prepare(Xc)
+    m._set_whitening(m._loc_c, m.scale_cholesky_)
+    for k in range(4):
+        _, d32, lo = m._whiten(k, None, True, "light")
+        assert np.all(lo <= np.sqrt(exact[:, k]))
+        assert np.allclose(d32, exact[:, k], rtol=1e-3)  # float32 values, not garbage
+        _, d64, lo64 = m._whiten(k, None, False, "primary")
+        assert np.allclose(d64, exact[:, k], rtol=1e-10)
+        assert np.all(lo64 <= np.sqrt(exact[:, k]))
 
 
 def test_single_precision_products_agree_with_double():
