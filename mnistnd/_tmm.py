@@ -251,8 +251,11 @@ class StudentTMixture:
     # ------------------------------------------------------------------ pieces of the EM step
     @staticmethod
     def _whitening(chol):
-        """Inverse Cholesky factors ``L_k^{-1}`` (K, D, D), one batched LAPACK call."""
-        return np.tril(np.linalg.inv(chol))
+        """Inverse Cholesky factors ``L_k^{-1}`` (K, D, D), by LAPACK's triangular inverse."""
+        inv = np.empty_like(chol)
+        for k in range(chol.shape[0]):
+            inv[k] = lapack.dtrtri(chol[k], lower=1)[0]
+        return inv
 
     def _sq_mahalanobis(self, X, loc, chol):
         """All squared Mahalanobis distances (n, K) in float64 with a single matrix product."""
@@ -309,7 +312,6 @@ class StudentTMixture:
     def _prepare(self, Xc):
         """Working copies of the centred data for :meth:`_whiten` (removed after ``fit``)."""
         n, dim = Xc.shape
-        self._X = Xc
         self._Xa = np.hstack([Xc, np.ones((n, 1))])  # [x, 1]: the offset joins the product
         self._Xa32 = self._Xa.astype(np.float32)
         self._xnorm = np.linalg.norm(self._Xa, axis=1)
@@ -321,9 +323,7 @@ class StudentTMixture:
 
         Returns the inverse Cholesky factors (K, D, D).
         """
-        inv = np.empty_like(chol)
-        for k in range(chol.shape[0]):
-            inv[k] = lapack.dtrtri(chol[k], lower=1)[0]
+        inv = self._whitening(chol)
         offset = np.einsum("kij,kj->ki", inv, loc)
         aug = np.concatenate([inv.transpose(0, 2, 1), -offset[:, None, :]], axis=1)
         self._whitening_aug = {False: aug, True: aug.astype(np.float32)}
@@ -360,7 +360,8 @@ class StudentTMixture:
         :meth:`_m_step` (which needs no other pass over the data) and the bounds.
         """
         ws = self._ws
-        n, dim = self._X.shape
+        n, dim = self._Xa.shape
+        dim -= 1  # the augmented column
         n_comp = loc.shape[0]
         single = self.precision == "single"
         inv = self._set_whitening(loc, chol)
@@ -368,8 +369,8 @@ class StudentTMixture:
         half = 0.5 * (df + dim)
         inv_df = 1.0 / df
 
-        def log_dens(kk, d, counts=None):  # log(1 + d/v), as the library writes it
-            if counts is not None:  # all pairs, component-major: repeat instead of gather
+        def log_dens(d, kk=None, counts=None):  # log(1 + d/v), as the library writes it
+            if kk is None:  # every computed pair, component-major: repeat, not gather
                 c, h, v = (np.repeat(a, counts) for a in (const, half, inv_df))
             else:
                 c, h, v = const[kk], half[kk], inv_df[kk]
@@ -381,7 +382,7 @@ class StudentTMixture:
         primary = ws.dense("primary", (n_comp, n), bool)  # computed at the heavy precision
         primary.fill(False)
         n_primary = [0] * n_comp  # rows in each component's primary buffer
-        blocks = [[] for _ in range(n_comp)]  # (rows, tier) per component
+        blocks = [[] for _ in range(n_comp)]  # (idx, is_primary, start row) per component
 
         def compute(k, idx, is_primary):
             role = "primary" if is_primary else "light"
@@ -426,7 +427,7 @@ class StudentTMixture:
                     idx = None if idx.size > _ALL_ROWS * n else idx
                     d = compute(k, idx, True)
                     sel = slice(None) if idx is None else idx
-                    best[sel] = np.maximum(best[sel], log_dens(k, d))
+                    best[sel] = np.maximum(best[sel], log_dens(d, k))
             # float32 is exact enough for a test with a 30-nat margin (plus 1e-3 nats of slack)
             test = ws.dense("test", (n_comp, n), np.float32)
             np.multiply(lower, lower, out=test)
@@ -455,8 +456,7 @@ class StudentTMixture:
         kk, ii = np.divmod(flat, n)
         d = maha.ravel()[flat]
         counts = np.bincount(kk, minlength=n_comp)
-        every = slice(None)  # all computed pairs: per-component values by repetition
-        lp = log_dens(every, d, counts)
+        lp = log_dens(d, counts=counts)
         top_all = ws.dense("top", (n_comp, n), np.float64)
         top_all.fill(-np.inf)
         top_all.ravel()[flat] = lp
@@ -469,7 +469,7 @@ class StudentTMixture:
                     part = new[bounds[k] : bounds[k + 1]]
                     if part.size:
                         d[part] = compute(k, ii[part], True)
-                lp[new] = log_dens(kk[new], d[new])
+                lp[new] = log_dens(d[new], kk[new])
                 top_all.ravel()[flat[new]] = lp[new]
                 top = top_all.max(axis=0)
         # log-sum-exp by hand: the shifted exponentials give the responsibilities too
@@ -506,7 +506,7 @@ class StudentTMixture:
         ws = self._ws
         kk, ii, r, u, _, counts = pairs
         n_comp, dim = loc_old.shape
-        n = self._X.shape[0]
+        n = self._Xa.shape[0]
         eps10 = 10 * np.finfo(np.float64).eps
         weights = _segment_sums(r, counts) / n
         ru_flat = r * u
@@ -602,7 +602,7 @@ class StudentTMixture:
         try:
             n_iter, converged, bound, state = self._plain_em(state)
         finally:
-            for name in ("_X", "_Xa", "_Xa32", "_xnorm", "_ws", "_whitening_aug"):
+            for name in ("_Xa", "_Xa32", "_xnorm", "_ws", "_whitening_aug"):
                 self.__dict__.pop(name, None)  # working arrays: not part of the fitted model
         weights, loc, chol, df = state
         scale = chol @ chol.transpose(0, 2, 1)
