@@ -24,6 +24,10 @@ added to every scale diagonal, and stopping when the mean log-likelihood changes
   Cholesky factor, so the M-step makes no second pass over the data;
 * reuses its working arrays from one iteration to the next (a fresh megabyte-sized array costs
   as much in page faults as the product that fills it);
+* runs its loops over rows and pairs compiled (numba, :mod:`mnistnd._tmm_kernels`): rows are
+  gathered, multiplied and reduced block by block while in cache, and the E-step's bookkeeping
+  (bounds, candidates, responsibilities, the M-step's sums) is one pass over the pairs instead
+  of a dozen numpy passes with temporaries;
 * solves the K degrees-of-freedom equations together (vectorised Halley steps) instead of
   calling :func:`scipy.optimize.newton` once per component.
 
@@ -36,6 +40,7 @@ import numpy as np
 from scipy.linalg import lapack
 from scipy.special import digamma, gammaln, logsumexp, polygamma
 
+from mnistnd import _tmm_kernels as _kernels
 from mnistnd._checks import check_choice, check_float, check_int, check_matrix
 
 __all__ = ["StudentTMixture", "kmeans_plusplus"]
@@ -57,6 +62,7 @@ _TIER_MIN_DIM = 24
 # A component with more than this share of the points to compute takes one product over all
 # rows instead of gathering them.
 _ALL_ROWS = 0.7
+_EXACT_SHRINK = 0.9
 
 
 def kmeans_plusplus(X: np.ndarray, n_clusters: int, seed: int) -> np.ndarray:
@@ -90,16 +96,6 @@ def kmeans_plusplus(X: np.ndarray, n_clusters: int, seed: int) -> np.ndarray:
         idx.append(nxt)
         d2 = np.minimum(d2, np.sum((X - X[nxt]) ** 2, axis=1))
     return X[idx].copy()
-
-
-def _segment_sums(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Sum consecutive segments of ``values`` with lengths ``counts`` (empty ones: 0)."""
-    out = np.zeros(counts.shape[0])
-    full = counts > 0
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    if full.any():
-        out[full] = np.add.reduceat(values, starts[full])
-    return out
 
 
 def _halley_df(const: np.ndarray, df0: np.ndarray, tol: float, max_iter: int) -> np.ndarray:
@@ -195,7 +191,7 @@ class StudentTMixture:
     precision : {"double", "single"}
         ``"double"``: the tiers above (heavy pairs in float64, light ones in float32);
         reproduces ``studenttmixture`` to ~1e-10 in the log-likelihood. ``"single"``: every
-        pair in float32; about 1.3x faster, and in eight 10,000 x 64 fits it agreed with
+        pair in float32; about 1.35x faster, and in eight 10,000 x 64 fits it agreed with
         ``"double"`` to ARI >= 0.997 (log-likelihood within 5e-4), but its ~1e-6 relative
         error in every distance can steer EM to another optimum (the previous float32 mode
         once stopped 0.03 lower, ARI 0.96). Use it for exploration, not for reference numbers.
@@ -248,6 +244,10 @@ class StudentTMixture:
         self.random_state = random_state
         self.precision = precision
 
+    # per-fit working arrays (see _prepare, _set_whitening, _e_step): dropped after fit
+    _WORKING = ("_Xa", "_Xa32", "_xnorm", "_no_rows", "_ws", "_pairs", "_whitening_aug",
+                "_blocks", "_rows_used", "_row_weight")  # fmt: skip
+
     # ------------------------------------------------------------------ pieces of the EM step
     @staticmethod
     def _whitening(chol):
@@ -278,50 +278,54 @@ class StudentTMixture:
         const = gammaln(0.5 * (df + dim)) - gammaln(0.5 * df) - 0.5 * dim * np.log(df * np.pi)
         return const - logdet_half
 
-    def _whiten(self, k, idx, single, role, start=0):
-        """Whitened rows ``z = L_k^{-1}(x - m_k)`` of the points ``idx`` (``None``: all).
+    def _whiten(self, k, idx, single, role, skip_primary=False):
+        """Compute the pairs of component ``k`` with the points ``idx`` (``None``: all).
 
-        One product of the augmented rows ``[x, 1]`` with ``[L_k^{-T}; -(L_k^{-1} m_k)^T]``,
-        written into the component's reusable buffer (float64, or float32 when ``single``)
-        for ``role`` (``"primary"`` or ``"light"``) at row ``start``. Returns ``z``, the
-        squared distances ``|z|^2`` (float64) and a lower bound on ``|z|`` that holds
-        whatever the rounding: for float32,
+        One product of the augmented rows ``[x, 1]`` with ``[L_k^{-T}; -(L_k^{-1} m_k)^T]``
+        (float32 when ``single``), appended to the reusable buffer of ``role``
+        (``"primary"``: the heavy precision, float64 unless ``precision="single"``;
+        ``"light"``: float32), by :func:`mnistnd._tmm_kernels.whiten_rows`, which also writes
+        each pair's squared distance, log density, buffer row and a lower bound on its exact
+        distance into the E-step's pair arrays. For float32 the bound allows
         ``|z_exact - z| <= g (|x| |L^{-1}|_F + |L^{-1} m|)`` with ``g = (D + 3) 2^-24``
         (the standard bound for a dot product of length ``D + 1`` plus the input roundings).
+        With ``skip_primary``, pairs computed at the heavy precision keep their values.
         """
-        ws = self._ws
-        dtype = np.float32 if single else np.float64
+        ws, p = self._ws, self._pairs
         Xa = self._Xa32 if single else self._Xa
         rows = Xa.shape[0] if idx is None else idx.size
-        if idx is not None:
-            gather = ws.rows(("gather", single), 0, rows, Xa.shape[1], dtype)
-            # mode="clip" (indices are valid): numpy buffers `out` in the default mode
-            Xa = np.take(Xa, idx, axis=0, out=gather, mode="clip")
-        Z = ws.rows((role, k), start, rows, Xa.shape[1] - 1, dtype)
-        np.matmul(Xa, self._whitening_aug[single][k], out=Z)
-        d = np.einsum("nd,nd->n", Z, Z).astype(np.float64)  # float32 sums for float32 rows
-        root = np.sqrt(d)
-        if single:
-            xnorm = self._xnorm if idx is None else self._xnorm[idx]
-            err = self._g32 * (xnorm * self._inv_norm[k] + self._off_norm[k])
-            lo = root * (1.0 - self._g32) - err
-        else:
-            lo = root * (1.0 - 1e-12)  # float64 rounding, with a wide safety factor
-        return Z, d, np.maximum(lo, 0.0, out=lo)
+        start = self._rows_used[role]
+        dtype = np.float32 if single else np.float64
+        out = ws.rows(role, start, rows, Xa.shape[1] - 1, dtype)
+        gather = ws.dense(("gather", single), (_kernels._BLOCK, Xa.shape[1]), dtype)
+        _kernels.whiten_rows(
+            Xa, self._no_rows if idx is None else idx, idx is None,
+            self._whitening_aug[single][k], out, start, gather,
+            p["lp"][k], p["maha"][k], p["lower"][k], p["pos"][k], p["primary"][k],
+            role == "primary", skip_primary, self._const[k], self._half[k], self._inv_df[k],
+            self._xnorm, self._g32 if single else 0.0, self._inv_norm[k], self._off_norm[k],
+        )  # fmt: skip
+        self._rows_used[role] += rows
+        self._blocks[k].append((role, start, rows))
 
-    def _prepare(self, Xc):
-        """Working copies of the centred data for :meth:`_whiten` (removed after ``fit``)."""
+    def _prepare(self, Xc, n_comp):
+        """Working copies of the centred data and the E-step's arrays (removed after ``fit``)."""
         n, dim = Xc.shape
         self._Xa = np.hstack([Xc, np.ones((n, 1))])  # [x, 1]: the offset joins the product
         self._Xa32 = self._Xa.astype(np.float32)
         self._xnorm = np.linalg.norm(self._Xa, axis=1)
         self._g32 = (dim + 3) * 2.0**-24 * 1.01  # float32 dot-product error factor
+        self._no_rows = np.empty(0, np.int64)
         self._ws = _Workspace()
+        shapes = {"lp": np.float64, "maha": np.float64, "lower": np.float64, "pos": np.int64,
+                  "primary": np.bool_}  # fmt: skip
+        self._pairs = {key: np.empty((n_comp, n), dtype) for key, dtype in shapes.items()}
 
-    def _set_whitening(self, loc, chol):
-        """Set the augmented whitening matrices of every component for :meth:`_whiten`.
+    def _set_whitening(self, loc, chol, weights, df):
+        """Set the augmented whitening matrices and log-density terms of every component.
 
-        Returns the inverse Cholesky factors (K, D, D).
+        Resets the E-step's pair arrays (nothing computed) and returns the inverse Cholesky
+        factors (K, D, D).
         """
         inv = self._whitening(chol)
         offset = np.einsum("kij,kj->ki", inv, loc)
@@ -329,7 +333,37 @@ class StudentTMixture:
         self._whitening_aug = {False: aug, True: aug.astype(np.float32)}
         self._inv_norm = np.linalg.norm(inv, axis=(1, 2))
         self._off_norm = np.linalg.norm(offset, axis=1)
+        dim = loc.shape[1]
+        self._const = self._log_const(chol, df, dim) + np.log(np.clip(weights, 1e-12, None))
+        self._half = 0.5 * (df + dim)
+        self._inv_df = 1.0 / df
+        self._pairs["lp"].fill(-np.inf)
+        self._pairs["primary"].fill(False)
+        self._rows_used = {"primary": 0, "light": 0}
+        self._blocks = [[] for _ in range(loc.shape[0])]  # (role, start, rows) per component
         return inv
+
+    @staticmethod
+    def _shrink(inv, chol, inv_old, chol_old):
+        """Lower bounds on the smallest singular value of ``A = L_new^{-1} L_old`` per component.
+
+        With ``E = A - I`` and ``F = A^{-1} - I``, ``s_min(A) >= 1 - |E|_F`` and
+        ``s_min(A) = 1 / |A^{-1}|_2 >= 1 / (1 + |F|_F)``; both cost two small products.
+        When neither is above 0.9 for some component, the exact value: the smallest
+        eigenvalue of ``A^T A`` less its rounding.
+        """
+        eye = np.eye(inv.shape[1])[None]
+        change = inv @ chol_old
+        back = inv_old @ chol
+        shrink = np.maximum(
+            1.0 - np.linalg.norm(change - eye, axis=(1, 2)),
+            1.0 / (1.0 + np.linalg.norm(back - eye, axis=(1, 2))),
+        )
+        if shrink.min() < _EXACT_SHRINK:
+            gram = change.transpose(0, 2, 1) @ change
+            low = np.linalg.eigvalsh(gram)[:, 0] - 1e-12 * np.linalg.norm(gram, axis=(1, 2))
+            shrink = np.sqrt(np.maximum(low, 0.0))
+        return shrink
 
     def _e_step(self, loc, chol, weights, df, cache):
         """Responsibilities, expected precisions and the mean log-likelihood.
@@ -343,8 +377,8 @@ class StudentTMixture:
           M-step sums by as little relative to theirs. Most of these are never computed: a lower
           bound on each pair's Mahalanobis distance is carried from the previous iteration,
           as in Elkan/Hamerly k-means: with new factor ``L'``, location ``m'`` and old ``L``,
-          ``m``, ``|L'^{-1}(x - m')| >= s |L^{-1}(x - m)| - |L'^{-1}(m - m')|`` where ``s`` is
-          the smallest singular value of ``L'^{-1} L``;
+          ``m``, ``|L'^{-1}(x - m')| >= s |L^{-1}(x - m)| - |L'^{-1}(m - m')|`` where ``s``
+          bounds the smallest singular value of ``L'^{-1} L`` from below (:meth:`_shrink`);
         * **light**: within ``_MARGIN`` but more than ``_HEAVY`` nats below the best,
           responsibility below 2.1e-9: computed with float32 products, whose relative
           error (~1e-6 in the distance, ~5e-5 in the log density) moves such a
@@ -353,148 +387,69 @@ class StudentTMixture:
 
         Last iteration's heavy pairs are computed first, in float64 (they give every point's
         best component); then the pairs the bounds cannot rule out, in float32; any of those
-        that turn out heavy are recomputed in float64. The computed pairs are then handled as
-        one flat list (transcendental functions only there). Returns the responsibilities
-        ``r`` and expected precisions ``u`` of the computed pairs with their component and
-        point indices, the mean log-likelihood, the blocks of whitened rows for
-        :meth:`_m_step` (which needs no other pass over the data) and the bounds.
+        that turn out heavy are recomputed in float64. The loops over pairs are compiled
+        (:mod:`mnistnd._tmm_kernels`). Returns the per-component sums of ``r``, ``r u`` and
+        ``r (log u - u)`` (responsibility ``r``, expected precision ``u``), the mean
+        log-likelihood and what the next E-step needs; each computed pair's weight ``r u``
+        is left at its whitened row for :meth:`_m_step`, which needs no other pass over the
+        data.
         """
-        ws = self._ws
         n, dim = self._Xa.shape
         dim -= 1  # the augmented column
         n_comp = loc.shape[0]
         single = self.precision == "single"
-        inv = self._set_whitening(loc, chol)
-        const = self._log_const(chol, df, dim) + np.log(np.clip(weights, 1e-12, None))
-        half = 0.5 * (df + dim)
-        inv_df = 1.0 / df
-
-        def log_dens(d, kk=None, counts=None):  # log(1 + d/v), as the library writes it
-            if kk is None:  # every computed pair, component-major: repeat, not gather
-                c, h, v = (np.repeat(a, counts) for a in (const, half, inv_df))
-            else:
-                c, h, v = const[kk], half[kk], inv_df[kk]
-            with np.errstate(over="ignore"):
-                return c - h * np.log(1.0 + d * v)
-
-        maha = ws.dense("maha", (n_comp, n), np.float64)
-        maha.fill(np.inf)
-        primary = ws.dense("primary", (n_comp, n), bool)  # computed at the heavy precision
-        primary.fill(False)
-        n_primary = [0] * n_comp  # rows in each component's primary buffer
-        blocks = [[] for _ in range(n_comp)]  # (idx, is_primary, start row) per component
-
-        def compute(k, idx, is_primary):
-            role = "primary" if is_primary else "light"
-            start = n_primary[k] if is_primary else 0
-            Z, d, lo = self._whiten(k, idx, single or not is_primary, role, start)
-            sel = slice(None) if idx is None else idx
-            if is_primary:
-                maha[k, sel], lower[k, sel] = d, lo
-                primary[k, sel] = True
-                n_primary[k] += Z.shape[0]
-            elif idx is None:  # float32 candidates never overwrite a primary value
-                fresh = ~primary[k]
-                np.copyto(maha[k], d, where=fresh)
-                np.copyto(lower[k], lo, where=fresh)
-            else:  # explicit candidates exclude primary pairs already
-                maha[k, idx], lower[k, idx] = d, lo
-            blocks[k].append((idx, is_primary, start))
-            return d
-
+        tiered = not single and dim >= _TIER_MIN_DIM
+        p = self._pairs
+        inv = self._set_whitening(loc, chol, weights, df)
+        cand = self._ws.dense("cand", (n_comp, n), np.int64)
+        n_cand = np.zeros(n_comp, np.int64)
         if cache is None or self._kept_fraction > _DENSE:
             # first iteration, or most pairs mattered last time: compute every pair, no bounds
-            lower = ws.dense("lower", (n_comp, n), np.float64)
-            cand = None
+            for k in range(n_comp):
+                self._whiten(k, None, single or tiered, "light" if tiered else "primary")
         else:
-            lower, chol_old, loc_old, heavy_old = cache
-            # smallest singular value of A = L'^{-1} L: near convergence A ~ I and
-            # 1 - |A - I|_F bounds it from below for free; otherwise the exact SVD
-            change = inv @ chol_old
-            shrink = 1.0 - np.linalg.norm(change - np.eye(dim)[None], axis=(1, 2))
-            if shrink.min() < 0.9:  # exact: smallest eigenvalue of A^T A, less its rounding
-                gram = change.transpose(0, 2, 1) @ change
-                low = np.linalg.eigvalsh(gram)[:, 0] - 1e-12 * np.linalg.norm(gram, axis=(1, 2))
-                shrink = np.sqrt(np.maximum(low, 0.0))
+            chol_old, loc_old, inv_old, heavy, n_heavy = cache
+            shrink = self._shrink(inv, chol, inv_old, chol_old)
             shift = np.linalg.norm(np.einsum("kij,kj->ki", inv, loc_old - loc), axis=1)
-            lower *= shrink[:, None]
-            lower -= shift[:, None]
-            np.maximum(lower, 0.0, out=lower)
-            best = np.full(n, -np.inf)
             for k in range(n_comp):  # last iteration's heavy pairs: still the likely best
-                idx = np.flatnonzero(heavy_old[k])
+                idx = heavy[k, : n_heavy[k]]
                 if idx.size:
-                    idx = None if idx.size > _ALL_ROWS * n else idx
-                    d = compute(k, idx, True)
-                    sel = slice(None) if idx is None else idx
-                    best[sel] = np.maximum(best[sel], log_dens(d, k))
-            # float32 is exact enough for a test with a 30-nat margin (plus 1e-3 nats of slack)
-            test = ws.dense("test", (n_comp, n), np.float32)
-            np.multiply(lower, lower, out=test)
-            test *= inv_df[:, None].astype(np.float32)
-            test += 1.0
-            np.log(test, out=test)
-            test *= -half[:, None].astype(np.float32)
-            test += const[:, None].astype(np.float32)
-            cand = test >= (best - _MARGIN - 1e-3).astype(np.float32)
-            cand &= ~primary
-        tiered = not single and dim >= _TIER_MIN_DIM
-        for k in range(n_comp):
-            idx = None if cand is None else np.flatnonzero(cand[k])
-            if not tiered and not single:  # candidates straight to float64, no duplicates
-                if idx is None or (idx.size > _ALL_ROWS * n and not primary[k].any()):
-                    compute(k, None, True)
-                elif idx.size:
-                    compute(k, idx, True)
-            elif idx is None or idx.size > _ALL_ROWS * n:
-                if not primary[k].all():
-                    compute(k, None, False)
-            elif idx.size:
-                compute(k, idx, False)
-        # the computed pairs as one flat list (component-major, sorted)
-        flat = np.flatnonzero(np.isfinite(maha.ravel()))
-        kk, ii = np.divmod(flat, n)
-        d = maha.ravel()[flat]
-        counts = np.bincount(kk, minlength=n_comp)
-        lp = log_dens(d, counts=counts)
-        top_all = ws.dense("top", (n_comp, n), np.float64)
-        top_all.fill(-np.inf)
-        top_all.ravel()[flat] = lp
-        top = top_all.max(axis=0)
+                    self._whiten(k, None if idx.size > _ALL_ROWS * n else idx, single, "primary")
+            _kernels.candidates(
+                p["lower"], shrink, shift, p["lp"], p["primary"], self._const, self._half,
+                self._inv_df, _MARGIN, cand, n_cand,
+            )  # fmt: skip
+            for k in range(n_comp):
+                idx = cand[k, : n_cand[k]]
+                if not idx.size:
+                    continue
+                if not tiered:  # candidates straight to the heavy precision
+                    every = idx.size > _ALL_ROWS * n and not p["primary"][k].any()
+                    self._whiten(k, None if every else idx, single, "primary")
+                elif idx.size > _ALL_ROWS * n:
+                    self._whiten(k, None, True, "light", skip_primary=True)
+                else:
+                    self._whiten(k, idx, True, "light")
         if tiered:  # float32 values that turn out heavy: recompute in float64
-            new = np.flatnonzero((lp >= top[ii] - _HEAVY) & ~primary.ravel()[flat])
-            if new.size:
-                bounds = np.searchsorted(kk[new], np.arange(n_comp + 1))
-                for k in range(n_comp):
-                    part = new[bounds[k] : bounds[k + 1]]
-                    if part.size:
-                        d[part] = compute(k, ii[part], True)
-                lp[new] = log_dens(d[new], kk[new])
-                top_all.ravel()[flat[new]] = lp[new]
-                top = top_all.max(axis=0)
-        # log-sum-exp by hand: the shifted exponentials give the responsibilities too
-        gap = lp - top[ii]
-        keep = gap >= -_MARGIN
-        with np.errstate(under="ignore"):
-            r = np.exp(gap)
-        r[~keep] = 0.0
-        total = np.bincount(ii, weights=r, minlength=n)
-        r /= total[ii]
-        bound = float(np.mean(np.log(total) + top))
-        df_rep = np.repeat(df, counts)
-        u = (df_rep + dim) / (df_rep + d)
-        u[~keep] = 0.0
-        heavy = ws.dense("heavy", (n_comp, n), bool)
-        heavy.fill(False)
-        heavy.ravel()[flat[gap >= -_HEAVY]] = True
-        self._kept_fraction = np.count_nonzero(keep) / maha.size
-        self._exact_fraction.append(flat.size / maha.size)
-        self._double_fraction.append(0.0 if single else float(primary.mean()))
-        pairs = (kk, ii, r, u, keep, counts)
-        return pairs, bound, (blocks, primary), (lower, chol, loc, heavy)
+            _kernels.promotions(p["lp"], p["primary"], _HEAVY, cand, n_cand)
+            for k in range(n_comp):
+                if n_cand[k]:
+                    self._whiten(k, cand[k, : n_cand[k]], False, "primary")
+        self._row_weight = {role: np.zeros(rows) for role, rows in self._rows_used.items()}
+        heavy = self._ws.dense("heavy", (n_comp, n), np.int64)
+        n_heavy = np.zeros(n_comp, np.int64)
+        sums = np.empty((3, n_comp))
+        bound, kept, computed = _kernels.responsibilities(
+            p["lp"], p["maha"], p["primary"], p["pos"], df, float(dim), _MARGIN, _HEAVY,
+            self._row_weight["primary"], self._row_weight["light"], heavy, n_heavy, sums,
+        )  # fmt: skip
+        self._kept_fraction = kept / (n_comp * n)
+        self._exact_fraction.append(computed / (n_comp * n))
+        self._double_fraction.append(0.0 if single else float(p["primary"].mean()))
+        return sums, bound, (chol, loc, inv, heavy, n_heavy)
 
-    def _m_step(self, pairs, blocks, primary, loc_old, chol_old):
-        """Weights, locations, scales and their Cholesky factors from the E-step's pairs.
+    def _m_step(self, sums, loc_old, chol_old):
+        """Weights, locations, scales and their Cholesky factors from the E-step's rows.
 
         Works on the whitened rows ``z = L^{-1}(x - m)`` the E-step computed at the old
         parameters (float64 for heavy pairs, float32 for light ones; negligible pairs have
@@ -504,63 +459,51 @@ class StudentTMixture:
         ``sum w (x - m')(x - m')^T / W`` as the library's, without a second pass over ``X``.
         """
         ws = self._ws
-        kk, ii, r, u, _, counts = pairs
         n_comp, dim = loc_old.shape
         n = self._Xa.shape[0]
         eps10 = 10 * np.finfo(np.float64).eps
-        weights = _segment_sums(r, counts) / n
-        ru_flat = r * u
-        ru = ws.dense("ru", (n_comp, n), np.float64)
-        ru.fill(0.0)
-        ru.ravel()[kk * n + ii] = ru_flat
-        ru_total = _segment_sums(ru_flat, counts)
+        weights = sums[0] / n
+        ru_total = sums[1]
         ru_sum = ru_total + eps10
+        roots = {}
+        for role, w in self._row_weight.items():  # rows times sqrt(w): the scatter is Z^T Z
+            if w.size:
+                Z = ws.written(role, 0, w.size)
+                roots[role] = np.empty(w.size, Z.dtype)
+                _kernels.scale_rows(Z, w, roots[role])
         scale = np.empty((n_comp, dim, dim))
-        loc = np.empty_like(loc_old)
+        centre = np.empty((n_comp, dim))
         for k in range(n_comp):
             S = np.zeros((dim, dim))
             s1 = np.zeros(dim)
-            for idx, is_primary, start in blocks[k]:
-                rows = n if idx is None else idx.size
-                Z = ws.written(("primary" if is_primary else "light", k), start, rows)
-                w = ru[k] if idx is None else ru[k, idx]
-                if not is_primary:  # rows also computed at the heavy precision count there
-                    w = w * ~(primary[k] if idx is None else primary[k, idx])
-                root = np.sqrt(w).astype(Z.dtype)
-                Z *= root[:, None]
+            for role, start, rows in self._blocks[k]:
+                Z = ws.written(role, start, rows)
                 S += Z.T @ Z  # numpy uses a symmetric rank-k update here
-                s1 += Z.T @ root
-            c = s1 / ru_sum[k]
+                s1 += Z.T @ roots[role][start : start + rows]
+            c = centre[k] = s1 / ru_sum[k]
             cs = np.outer(c, s1)
-            M = S - cs - cs.T + ru_total[k] * np.outer(c, c)
-            L = chol_old[k]
-            scale[k] = L @ M @ L.T
-            loc[k] = loc_old[k] + L @ c
+            scale[k] = S - cs - cs.T + ru_total[k] * np.outer(c, c)
+        scale = chol_old @ scale @ chol_old.transpose(0, 2, 1)
+        loc = loc_old + np.einsum("kij,kj->ki", chol_old, centre)
         scale /= (ru_sum + eps10)[:, None, None]
         scale = 0.5 * (scale + scale.transpose(0, 2, 1))  # exact symmetry for Cholesky
         scale[:, np.arange(dim), np.arange(dim)] += self.reg_covar
         chol = np.linalg.cholesky(scale)
         return weights, loc, scale, chol
 
-    def _update_df(self, pairs, df, dim):
-        _, _, r, u, keep, counts = pairs
+    def _update_df(self, sums, df, dim):
         half = 0.5 * (df + dim)
-        term = np.zeros_like(u)
-        np.log(u, out=term, where=keep)
-        term -= u
-        term *= r
-        mean_term = _segment_sums(term, counts) / _segment_sums(r, counts)
-        const = 1.0 + mean_term + digamma(half) - np.log(half)
+        const = 1.0 + sums[2] / sums[0] + digamma(half) - np.log(half)
         return _halley_df(const, df, 1e-3, self.max_iter)
 
     # ------------------------------------------------------------------ EM loops
     def _em_step(self, state, cache):
         """One EM iteration: mean log-likelihood at ``state``, the updated state, the bounds."""
         weights, loc, chol, df = state
-        pairs, bound, (blocks, primary), cache = self._e_step(loc, chol, weights, df, cache)
-        weights, loc, _, chol = self._m_step(pairs, blocks, primary, state[1], state[2])
+        sums, bound, cache = self._e_step(loc, chol, weights, df, cache)
+        weights, loc, _, chol = self._m_step(sums, state[1], state[2])
         if not self.fixed_df:
-            df = self._update_df(pairs, df, loc.shape[1])
+            df = self._update_df(sums, df, loc.shape[1])
         return bound, (weights, loc, chol, df), cache
 
     def _plain_em(self, state):
@@ -598,11 +541,11 @@ class StudentTMixture:
         cov[np.arange(dim), np.arange(dim)] += self.reg_covar
         chol = np.repeat(np.linalg.cholesky(cov)[None], n_comp, axis=0)
         state = (np.full(n_comp, 1.0 / n_comp), loc, chol, np.full(n_comp, float(self.df)))
-        self._prepare(Xc)
+        self._prepare(Xc, n_comp)
         try:
             n_iter, converged, bound, state = self._plain_em(state)
         finally:
-            for name in ("_Xa", "_Xa32", "_xnorm", "_ws", "_whitening_aug"):
+            for name in self._WORKING:
                 self.__dict__.pop(name, None)  # working arrays: not part of the fitted model
         weights, loc, chol, df = state
         scale = chol @ chol.transpose(0, 2, 1)

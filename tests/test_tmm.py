@@ -114,15 +114,24 @@ def test_candidate_bounds_are_lower_bounds():
     m = StudentTMixture(4, random_state=0, max_iter=3).fit(X)
     Xc = X - m._center
     exact = m._sq_mahalanobis(Xc, m._loc_c, m.scale_cholesky_)  # float64, shape (n, K)
-    m._prepare(Xc)
-    m._set_whitening(m._loc_c, m.scale_cholesky_)
+    m._prepare(Xc, 4)
+    m._set_whitening(m._loc_c, m.scale_cholesky_, m.weights_, m.df_)
     for k in range(4):
-        _, d32, lo = m._whiten(k, None, True, "light")
+        m._whiten(k, None, True, "light")
+        d32, lo = m._pairs["maha"][k].copy(), m._pairs["lower"][k].copy()
         assert np.all(lo <= np.sqrt(exact[:, k]))
         assert np.allclose(d32, exact[:, k], rtol=1e-3)  # float32 values, not garbage
-        _, d64, lo64 = m._whiten(k, None, False, "primary")
-        assert np.allclose(d64, exact[:, k], rtol=1e-10)
-        assert np.all(lo64 <= np.sqrt(exact[:, k]))
+        # a gathered subset in float64, in a given order: rows land where pos says
+        idx = np.random.default_rng(k).permutation(Xc.shape[0])[:700]
+        m._whiten(k, idx, False, "primary")
+        d64, lo64 = m._pairs["maha"][k, idx], m._pairs["lower"][k, idx]
+        assert np.allclose(d64, exact[idx, k], rtol=1e-10)
+        assert np.all(lo64 <= np.sqrt(exact[idx, k]))
+        assert m._pairs["primary"][k, idx].all() and m._pairs["primary"][k].sum() == idx.size
+        Z = m._ws.written("primary", 0, m._rows_used["primary"])
+        rows = m._pairs["pos"][k, idx]
+        assert np.allclose(np.einsum("nd,nd->n", Z[rows], Z[rows]), exact[idx, k], rtol=1e-10)
+        m._set_whitening(m._loc_c, m.scale_cholesky_, m.weights_, m.df_)  # reset the pairs
 
 
 def test_single_precision_products_agree_with_double():
@@ -134,3 +143,64 @@ def test_single_precision_products_agree_with_double():
     assert single.score(X) == pytest.approx(double.score(X), abs=1e-4)
     assert adjusted_rand_score(double.predict(X), single.predict(X)) > 0.99
     assert np.allclose(single.df_, double.df_, rtol=1e-2)
+
+
+def test_compiled_pair_loops_match_numpy():
+    """The E-step's compiled loops against plain numpy on random pairs (some not computed)."""
+    from mnistnd import _tmm_kernels as kernels
+
+    rng = np.random.default_rng(0)
+    n_comp, n, dim, margin, heavy_gap = 5, 400, 7.0, 30.0, 20.0
+    lp = rng.normal(-10.0, 15.0, (n_comp, n))
+    lp[rng.random((n_comp, n)) < 0.4] = -np.inf
+    lp[rng.integers(n_comp, size=n), np.arange(n)] = -3.0  # every point has a computed pair
+    maha = rng.gamma(3.0, 4.0, (n_comp, n))
+    primary = rng.random((n_comp, n)) < 0.5
+    pos = np.zeros((n_comp, n), np.int64)
+    pos[primary] = np.arange(primary.sum())
+    pos[~primary] = np.arange((~primary).sum())
+    df = rng.uniform(2.0, 30.0, n_comp)
+    w_p, w_l = np.full(primary.sum(), -1.0), np.full((~primary).sum(), -1.0)
+    heavy, n_heavy, sums = (
+        np.empty((n_comp, n), np.int64),
+        np.zeros(n_comp, np.int64),
+        np.empty((3, n_comp)),
+    )
+    bound, kept, computed = kernels.responsibilities(
+        lp, maha, primary, pos, df, dim, margin, heavy_gap, w_p, w_l, heavy, n_heavy, sums
+    )
+    top = lp.max(axis=0)
+    gap = lp - top
+    keep = np.isfinite(lp) & (gap >= -margin)
+    r = np.where(keep, np.exp(gap), 0.0)
+    total = r.sum(axis=0)
+    r /= total
+    u = np.where(keep, (df[:, None] + dim) / (df[:, None] + maha), 0.0)
+    assert bound == pytest.approx(np.mean(np.log(total) + top), rel=1e-13)
+    assert (kept, computed) == (keep.sum(), np.isfinite(lp).sum())
+    assert np.allclose(sums[0], r.sum(axis=1), rtol=1e-12)
+    assert np.allclose(sums[1], (r * u).sum(axis=1), rtol=1e-12)
+    dfterm = np.where(keep, r * (np.log(np.where(keep, u, 1.0)) - u), 0.0).sum(axis=1)
+    assert np.allclose(sums[2], dfterm, rtol=1e-12)
+    assert np.allclose(w_p[pos[primary & keep]], (r * u)[primary & keep], rtol=1e-13)
+    assert np.allclose(w_l[pos[~primary & keep]], (r * u)[~primary & keep], rtol=1e-13)
+    for k in range(n_comp):
+        assert np.array_equal(heavy[k, : n_heavy[k]], np.flatnonzero(gap[k] >= -heavy_gap))
+
+    # candidates: exactly the pairs not computed whose bound cannot prove them > margin below
+    lower = rng.gamma(2.0, 3.0, (n_comp, n))
+    shrink, shift = rng.uniform(0.8, 1.0, n_comp), rng.uniform(0.0, 0.5, n_comp)
+    const, half, inv_df = rng.normal(-20.0, 5.0, n_comp), 0.5 * (df + dim), 1.0 / df
+    cand, n_cand = np.empty((n_comp, n), np.int64), np.zeros(n_comp, np.int64)
+    new_lower = lower.copy()
+    kernels.candidates(
+        new_lower, shrink, shift, lp, primary, const, half, inv_df, margin, cand, n_cand
+    )
+    lo = np.maximum(lower * shrink[:, None] - shift[:, None], 0.0)
+    test = const[:, None] - half[:, None] * np.log1p(lo**2 * inv_df[:, None])
+    want = ~primary & (test >= top - margin)
+    assert np.allclose(new_lower[~primary], lo[~primary]) and np.all(
+        new_lower[primary] == lower[primary]
+    )
+    for k in range(n_comp):
+        assert np.array_equal(cand[k, : n_cand[k]], np.flatnonzero(want[k]))
