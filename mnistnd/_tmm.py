@@ -7,17 +7,17 @@ M-step by Newton–Halley on the usual fixed-point equation (Peel & McLachlan 20
 added to every scale diagonal, and stopping when the mean log-likelihood changes by less than
 ``tol``. The code here is our own; it runs the same iterations, each one faster, because it
 
-* sorts the (point, component) pairs into three tiers by how much they can matter. A pair
-  whose log density is more than 30 nats below its point's best component has a
-  responsibility below 9.4e-14; dropping the K - 1 <= 25 such pairs of a point moves the
-  log-likelihood by less than 2.4e-12. Most of these are never computed: a lower bound on
-  each pair's Mahalanobis distance is carried from iteration to iteration (the Elkan/Hamerly
-  idea for k-means, here with the smallest singular value of ``L_new^{-1} L_old`` and the
-  whitened shift of the location), and a pair is recomputed as soon as the bound no longer
-  proves it negligible. Pairs between 20 and 30 nats below the best (responsibility below
-  2.1e-9) are computed with float32 products, four times faster here than float64 ones; their
-  ~5e-5 relative error in the log density moves such a responsibility by less than 1e-13.
-  Pairs within 20 nats are computed in float64;
+* computes only the (point, component) pairs that can matter. A pair whose log density is
+  more than 20 nats below its point's best component has a responsibility below 2.1e-9; it
+  gets 0, which moves a point's log-likelihood by less than 5e-8 (K - 1 <= 25 such pairs)
+  and, measured, the parameters by ~1e-8 relative and the mean log-likelihood by < 1e-13.
+  Most such pairs are never computed: a lower bound on each pair's Mahalanobis distance is
+  carried from iteration to iteration (the Elkan/Hamerly idea for k-means, here with the
+  smallest singular value of ``L_new^{-1} L_old`` and the whitened shift of the location), and
+  a pair is recomputed as soon as the bound no longer proves it negligible. Those candidates
+  are screened with float32 products (2-4x cheaper here) under a rigorous rounding bound, and
+  only the ones within 20 nats are computed again in float64, as are last iteration's pairs
+  within 20 nats (every point's likely best);
 * computes the distances with one matrix product per component and tier, against the inverse
   Cholesky factor augmented by the whitened location, and keeps the whitened rows for the
   M-step: the scatter matrices are symmetric products of those rows, mapped back by the old
@@ -45,23 +45,25 @@ from mnistnd._checks import check_choice, check_float, check_int, check_matrix
 
 __all__ = ["StudentTMixture", "kmeans_plusplus"]
 
-# Pairs (point, component) provably more than this many nats below their point's best
-# component are skipped: responsibility < 9.4e-14, so the K - 1 <= 25 of them of one point
-# move its log-likelihood by < 2.4e-12 (40 nats would make it bit-identical; 30 computes a
-# quarter fewer pairs on MNIST-Nd at d = 64 and gave the same log-likelihood to 12 digits).
-_MARGIN = 30.0
-# Pairs within this many nats of their point's best component (responsibility > 2.1e-9) are
-# computed in float64, the others that are not negligible in float32.
+# Pairs (point, component) more than this many nats below their point's best component get
+# responsibility 0 (< 2.1e-9 in exact arithmetic). Measured on MNIST-Nd at d = 64: 20 nats
+# gives the library's log-likelihood to 1e-13 and is 15 % faster than 30 (which gave ~1e-12
+# and kept the parameters to 1e-11 instead of 1e-8); 40 would be bit-identical.
+_MARGIN = 20.0
+# Pairs within this many nats of their point's best component are computed in float64; with
+# _HEAVY < _MARGIN the pairs in between would enter the fit from their float32 products.
 _HEAVY = 20.0
 # When more than this share of the pairs was kept in the last iteration, the next one
 # computes every pair (one product per component, no gathers, no bound checks).
 _DENSE = 0.6
-# Below this dimension a row's product costs little next to its bookkeeping: every pair that
-# is not negligible is computed in float64 and the float32 tier is not used.
+# Below this dimension a row's product costs little next to its bookkeeping: candidates are
+# computed in float64 straight away, without float32 screening.
 _TIER_MIN_DIM = 24
 # A component with more than this share of the points to compute takes one product over all
 # rows instead of gathering them.
 _ALL_ROWS = 0.7
+# A component whose cheap bound on the smallest singular value of L_new^{-1} L_old is below
+# this gets the exact value (an eigenvalue problem) instead.
 _EXACT_SHRINK = 0.9
 
 
@@ -146,14 +148,14 @@ class _Workspace:
         return a
 
     def rows(self, key, start, count, cols, dtype):
-        """Return rows ``start:start + count`` of the 2-D buffer ``key``.
+        """Return rows ``start:start + count`` of the buffer ``key`` (1-D when ``cols`` is None).
 
         The buffer grows when too short, keeping its first ``start`` rows.
         """
         a = self._arrays.get(key)
         if a is None or a.shape[0] < start + count:
             size = max(start + count, 0 if a is None else a.shape[0] * 3 // 2)
-            grown = np.empty((size, cols), dtype)
+            grown = np.empty((size,) if cols is None else (size, cols), dtype)
             if a is not None and start:
                 grown[:start] = a[:start]
             a = self._arrays[key] = grown
@@ -189,12 +191,13 @@ class StudentTMixture:
     random_state : int
         Seed of the k-means++ initialisation.
     precision : {"double", "single"}
-        ``"double"``: the tiers above (heavy pairs in float64, light ones in float32);
-        reproduces ``studenttmixture`` to ~1e-10 in the log-likelihood. ``"single"``: every
-        pair in float32; about 1.35x faster, and in eight 10,000 x 64 fits it agreed with
-        ``"double"`` to ARI >= 0.997 (log-likelihood within 5e-4), but its ~1e-6 relative
-        error in every distance can steer EM to another optimum (the previous float32 mode
-        once stopped 0.03 lower, ARI 0.96). Use it for exploration, not for reference numbers.
+        ``"double"``: as above (float32 only screens, every pair that enters the fit is
+        computed in float64); reproduces ``studenttmixture`` to ~1e-12 in the mean
+        log-likelihood. ``"single"``: every pair in float32; about 1.2x faster, and in eight
+        10,000 x 64 fits it agreed with ``"double"`` to ARI >= 0.997 (log-likelihood within
+        5e-4), but its ~1e-6 relative error in every distance can steer EM to another optimum
+        (the previous float32 mode once stopped 0.03 lower, ARI 0.96). Use it for
+        exploration, not for reference numbers.
 
     Attributes
     ----------
@@ -245,8 +248,11 @@ class StudentTMixture:
         self.precision = precision
 
     # per-fit working arrays (see _prepare, _set_whitening, _e_step): dropped after fit
-    _WORKING = ("_Xa", "_Xa32", "_xnorm", "_no_rows", "_ws", "_pairs", "_whitening_aug",
-                "_blocks", "_rows_used", "_row_weight")  # fmt: skip
+    _WORKING = ("_Xa", "_Xa32", "_xnorm", "_no_rows", "_ws", "_lower", "_primary",
+                "_whitening_aug", "_blocks", "_rows_used", "_row_weight")  # fmt: skip
+    # the record of each whitened row (see mnistnd._tmm_kernels), in whiten_rows' order
+    _RECORDS = (("point", np.int64), ("comp", np.int64), ("lp", np.float64),
+                ("maha", np.float64))  # fmt: skip
 
     # ------------------------------------------------------------------ pieces of the EM step
     @staticmethod
@@ -285,25 +291,26 @@ class StudentTMixture:
         (float32 when ``single``), appended to the reusable buffer of ``role``
         (``"primary"``: the heavy precision, float64 unless ``precision="single"``;
         ``"light"``: float32), by :func:`mnistnd._tmm_kernels.whiten_rows`, which also writes
-        each pair's squared distance, log density, buffer row and a lower bound on its exact
-        distance into the E-step's pair arrays. For float32 the bound allows
+        each row's record (point, component, log density, squared distance) and a lower bound
+        on each pair's exact distance. For float32 the bound allows
         ``|z_exact - z| <= g (|x| |L^{-1}|_F + |L^{-1} m|)`` with ``g = (D + 3) 2^-24``
         (the standard bound for a dot product of length ``D + 1`` plus the input roundings).
         With ``skip_primary``, pairs computed at the heavy precision keep their values.
         """
-        ws, p = self._ws, self._pairs
+        ws = self._ws
         Xa = self._Xa32 if single else self._Xa
         rows = Xa.shape[0] if idx is None else idx.size
         start = self._rows_used[role]
         dtype = np.float32 if single else np.float64
         out = ws.rows(role, start, rows, Xa.shape[1] - 1, dtype)
+        rec = [ws.rows((role, name), start, rows, None, t) for name, t in self._RECORDS]
         gather = ws.dense(("gather", single), (_kernels._BLOCK, Xa.shape[1]), dtype)
         _kernels.whiten_rows(
             Xa, self._no_rows if idx is None else idx, idx is None,
-            self._whitening_aug[single][k], out, start, gather,
-            p["lp"][k], p["maha"][k], p["lower"][k], p["pos"][k], p["primary"][k],
-            role == "primary", skip_primary, self._const[k], self._half[k], self._inv_df[k],
-            self._xnorm, self._g32 if single else 0.0, self._inv_norm[k], self._off_norm[k],
+            self._whitening_aug[single][k], out, gather, *rec, k, self._lower[k],
+            self._primary[k], role == "primary", skip_primary, self._const[k], self._half[k],
+            self._inv_df[k], self._xnorm, self._g32 if single else 0.0, self._inv_norm[k],
+            self._off_norm[k],
         )  # fmt: skip
         self._rows_used[role] += rows
         self._blocks[k].append((role, start, rows))
@@ -317,14 +324,13 @@ class StudentTMixture:
         self._g32 = (dim + 3) * 2.0**-24 * 1.01  # float32 dot-product error factor
         self._no_rows = np.empty(0, np.int64)
         self._ws = _Workspace()
-        shapes = {"lp": np.float64, "maha": np.float64, "lower": np.float64, "pos": np.int64,
-                  "primary": np.bool_}  # fmt: skip
-        self._pairs = {key: np.empty((n_comp, n), dtype) for key, dtype in shapes.items()}
+        self._lower = np.empty((n_comp, n))  # carried bounds on each pair's distance
+        self._primary = np.empty((n_comp, n), bool)  # pair computed at the heavy precision
 
     def _set_whitening(self, loc, chol, weights, df):
         """Set the augmented whitening matrices and log-density terms of every component.
 
-        Resets the E-step's pair arrays (nothing computed) and returns the inverse Cholesky
+        Resets the E-step's rows (nothing computed) and returns the inverse Cholesky
         factors (K, D, D).
         """
         inv = self._whitening(chol)
@@ -337,11 +343,16 @@ class StudentTMixture:
         self._const = self._log_const(chol, df, dim) + np.log(np.clip(weights, 1e-12, None))
         self._half = 0.5 * (df + dim)
         self._inv_df = 1.0 / df
-        self._pairs["lp"].fill(-np.inf)
-        self._pairs["primary"].fill(False)
+        self._primary.fill(False)
         self._rows_used = {"primary": 0, "light": 0}
         self._blocks = [[] for _ in range(loc.shape[0])]  # (role, start, rows) per component
         return inv
+
+    def _records(self, role, names):
+        """Return the records ``names`` of the rows written so far for ``role``."""
+        rows = self._rows_used[role]
+        dtypes = dict(self._RECORDS)
+        return [self._ws.rows((role, name), 0, rows, None, dtypes[name]) for name in names]
 
     @staticmethod
     def _shrink(inv, chol, inv_old, chol_old):
@@ -359,36 +370,35 @@ class StudentTMixture:
             1.0 - np.linalg.norm(change - eye, axis=(1, 2)),
             1.0 / (1.0 + np.linalg.norm(back - eye, axis=(1, 2))),
         )
-        if shrink.min() < _EXACT_SHRINK:
-            gram = change.transpose(0, 2, 1) @ change
+        loose = np.flatnonzero(shrink < _EXACT_SHRINK)
+        if loose.size:
+            gram = change[loose].transpose(0, 2, 1) @ change[loose]
             low = np.linalg.eigvalsh(gram)[:, 0] - 1e-12 * np.linalg.norm(gram, axis=(1, 2))
-            shrink = np.sqrt(np.maximum(low, 0.0))
+            shrink[loose] = np.sqrt(np.maximum(low, 0.0))
         return shrink
 
     def _e_step(self, loc, chol, weights, df, cache):
         """Responsibilities, expected precisions and the mean log-likelihood.
 
-        Every (point, component) pair falls in one of three tiers:
+        Every (point, component) pair is one of:
 
-        * **negligible**: its weighted log density is provably more than ``_MARGIN`` nats
-          below its point's best component, so its responsibility is below
-          ``exp(-_MARGIN)`` (9.4e-14); it gets responsibility 0 (``studenttmixture`` gives it
-          that tiny value), which moves the log-likelihood by < 2.4e-12 per point and the
-          M-step sums by as little relative to theirs. Most of these are never computed: a lower
-          bound on each pair's Mahalanobis distance is carried from the previous iteration,
-          as in Elkan/Hamerly k-means: with new factor ``L'``, location ``m'`` and old ``L``,
-          ``m``, ``|L'^{-1}(x - m')| >= s |L^{-1}(x - m)| - |L'^{-1}(m - m')|`` where ``s``
-          bounds the smallest singular value of ``L'^{-1} L`` from below (:meth:`_shrink`);
-        * **light**: within ``_MARGIN`` but more than ``_HEAVY`` nats below the best,
-          responsibility below 2.1e-9: computed with float32 products, whose relative
-          error (~1e-6 in the distance, ~5e-5 in the log density) moves such a
-          responsibility by less than 1e-13;
+        * **negligible**: its weighted log density is more than ``_MARGIN`` nats below its
+          point's best component, so its responsibility is below ``exp(-_MARGIN)``
+          (2.1e-9); it gets responsibility 0 (``studenttmixture`` gives it that tiny
+          value). Most of these are never computed: a lower bound on each pair's
+          Mahalanobis distance is carried from the previous iteration, as in Elkan/Hamerly
+          k-means: with new factor ``L'``, location ``m'`` and old ``L``, ``m``,
+          ``|L'^{-1}(x - m')| >= s |L^{-1}(x - m)| - |L'^{-1}(m - m')|`` where ``s`` bounds
+          the smallest singular value of ``L'^{-1} L`` from below (:meth:`_shrink`);
+        * **light** (only when ``_HEAVY < _MARGIN``): in between, computed with float32
+          products;
         * **heavy**: within ``_HEAVY`` nats of the best: computed in float64.
 
         Last iteration's heavy pairs are computed first, in float64 (they give every point's
-        best component); then the pairs the bounds cannot rule out, in float32; any of those
-        that turn out heavy are recomputed in float64. The loops over pairs are compiled
-        (:mod:`mnistnd._tmm_kernels`). Returns the per-component sums of ``r``, ``r u`` and
+        best component); then the pairs the bounds cannot rule out, in float32 (a float32
+        distance carries its rounding in its lower bound, so it can prove a pair negligible);
+        any of those that turn out heavy are recomputed in float64. The loops over pairs are
+        compiled (:mod:`mnistnd._tmm_kernels`). Returns the per-component sums of ``r``, ``r u`` and
         ``r (log u - u)`` (responsibility ``r``, expected precision ``u``), the mean
         log-likelihood and what the next E-step needs; each computed pair's weight ``r u``
         is left at its whitened row for :meth:`_m_step`, which needs no other pass over the
@@ -399,7 +409,6 @@ class StudentTMixture:
         n_comp = loc.shape[0]
         single = self.precision == "single"
         tiered = not single and dim >= _TIER_MIN_DIM
-        p = self._pairs
         inv = self._set_whitening(loc, chol, weights, df)
         cand = self._ws.dense("cand", (n_comp, n), np.int64)
         n_cand = np.zeros(n_comp, np.int64)
@@ -415,8 +424,10 @@ class StudentTMixture:
                 idx = heavy[k, : n_heavy[k]]
                 if idx.size:
                     self._whiten(k, None if idx.size > _ALL_ROWS * n else idx, single, "primary")
+            best = np.full(n, -np.inf)  # each point's best pair so far: the heavy rows
+            _kernels.best_per_point(*self._records("primary", ("point", "lp")), best)
             _kernels.candidates(
-                p["lower"], shrink, shift, p["lp"], p["primary"], self._const, self._half,
+                self._lower, shrink, shift, best, self._primary, self._const, self._half,
                 self._inv_df, _MARGIN, cand, n_cand,
             )  # fmt: skip
             for k in range(n_comp):
@@ -424,36 +435,44 @@ class StudentTMixture:
                 if not idx.size:
                     continue
                 if not tiered:  # candidates straight to the heavy precision
-                    every = idx.size > _ALL_ROWS * n and not p["primary"][k].any()
+                    every = idx.size > _ALL_ROWS * n and not self._primary[k].any()
                     self._whiten(k, None if every else idx, single, "primary")
                 elif idx.size > _ALL_ROWS * n:
                     self._whiten(k, None, True, "light", skip_primary=True)
                 else:
                     self._whiten(k, idx, True, "light")
         if tiered:  # float32 values that turn out heavy: recompute in float64
-            _kernels.promotions(p["lp"], p["primary"], _HEAVY, cand, n_cand)
+            top = np.full(n, -np.inf)
+            for role in ("primary", "light"):
+                _kernels.best_per_point(*self._records(role, ("point", "lp")), top)
+            _kernels.promotions(
+                *self._records("light", ("point", "comp", "lp")), self._primary, top, _HEAVY,
+                cand, n_cand,
+            )  # fmt: skip
             for k in range(n_comp):
                 if n_cand[k]:
                     self._whiten(k, cand[k, : n_cand[k]], False, "primary")
-        self._row_weight = {role: np.zeros(rows) for role, rows in self._rows_used.items()}
+        self._row_weight = {role: np.empty(rows) for role, rows in self._rows_used.items()}
         heavy = self._ws.dense("heavy", (n_comp, n), np.int64)
         n_heavy = np.zeros(n_comp, np.int64)
         sums = np.empty((3, n_comp))
+        names = ("point", "comp", "lp", "maha")
         bound, kept, computed = _kernels.responsibilities(
-            p["lp"], p["maha"], p["primary"], p["pos"], df, float(dim), _MARGIN, _HEAVY,
-            self._row_weight["primary"], self._row_weight["light"], heavy, n_heavy, sums,
+            *self._records("primary", names), *self._records("light", names), self._primary,
+            df, float(dim), _MARGIN, _HEAVY, self._row_weight["primary"],
+            self._row_weight["light"], heavy, n_heavy, sums,
         )  # fmt: skip
         self._kept_fraction = kept / (n_comp * n)
         self._exact_fraction.append(computed / (n_comp * n))
-        self._double_fraction.append(0.0 if single else float(p["primary"].mean()))
+        self._double_fraction.append(0.0 if single else float(self._primary.mean()))
         return sums, bound, (chol, loc, inv, heavy, n_heavy)
 
     def _m_step(self, sums, loc_old, chol_old):
         """Weights, locations, scales and their Cholesky factors from the E-step's rows.
 
         Works on the whitened rows ``z = L^{-1}(x - m)`` the E-step computed at the old
-        parameters (float64 for heavy pairs, float32 for light ones; negligible pairs have
-        weight 0 and are not there): with weights ``w = r u``, ``W = sum w``, ``s = sum w z``
+        parameters (float64, float32 for light pairs if any; negligible pairs have weight 0
+        and are not there): with weights ``w = r u``, ``W = sum w``, ``s = sum w z``
         and ``c = s / W``, the new location is ``m + L c`` and the new scale
         ``L (sum w z z^T - c s^T - s c^T + W c c^T) L^T / W``, the same weighted scatter
         ``sum w (x - m')(x - m')^T / W`` as the library's, without a second pass over ``X``.
@@ -467,7 +486,7 @@ class StudentTMixture:
         ru_sum = ru_total + eps10
         roots = {}
         for role, w in self._row_weight.items():  # rows times sqrt(w): the scatter is Z^T Z
-            if w.size:
+            if w.any():
                 Z = ws.written(role, 0, w.size)
                 roots[role] = np.empty(w.size, Z.dtype)
                 _kernels.scale_rows(Z, w, roots[role])
@@ -477,6 +496,8 @@ class StudentTMixture:
             S = np.zeros((dim, dim))
             s1 = np.zeros(dim)
             for role, start, rows in self._blocks[k]:
+                if role not in roots:  # no pair of these rows was kept
+                    continue
                 Z = ws.written(role, start, rows)
                 S += Z.T @ Z  # numpy uses a symmetric rank-k update here
                 s1 += Z.T @ roots[role][start : start + rows]

@@ -6,8 +6,10 @@ while it is in cache; the per-pair bookkeeping of the E-step (bounds, candidates
 responsibilities, the M-step's and degrees-of-freedom sums) is one loop over the pairs.
 The matrix products stay with BLAS (``np.dot`` inside numba calls it).
 
-The (point, component) arrays are (K, n), one row per component; a pair is *computed* when its
-entry of ``lp`` (log density plus log weight) is finite.
+Each computed (point, component) pair owns one row of a buffer of whitened rows; the buffer's
+records ``point`` (-1: row superseded), ``comp``, ``lp`` (log density plus log weight) and
+``maha`` (squared distance) describe it. The (K, n) arrays are the carried distance bounds
+``lower`` and the flags ``primary`` (pair computed at the heavy precision this iteration).
 """
 
 from __future__ import annotations
@@ -21,23 +23,36 @@ import numpy as np
 _BLOCK = 256
 
 
+# fast-math without "ninf"/"nnan" (a margin may be inf): reassociation lets sums vectorise
+_FAST = {"arcp", "contract", "nsz", "reassoc"}
+
+
+@nb.njit(cache=True, nogil=True, fastmath=_FAST)
+def _sum_squares(z):
+    # in the row's precision, in any order: the float32 bound allows for a float32 sum
+    acc = z[0] * z[0]
+    for c in range(1, z.shape[0]):
+        acc += z[c] * z[c]
+    return acc
+
+
 @nb.njit(cache=True, nogil=True)
 def whiten_rows(
-    Xa, idx, all_rows, W, out, first, gather, lp, maha, lower, pos, primary,
-    mark_primary, skip_primary, const, half, inv_df, xnorm, g32, inv_norm, off_norm,
+    Xa, idx, all_rows, W, out, gather, rec_point, rec_comp, rec_lp, rec_maha, k, lower,
+    primary, mark_primary, skip_primary, const, half, inv_df, xnorm, g32, inv_norm, off_norm,
 ):  # fmt: skip
-    """Whitened rows ``z = [x, 1] W`` of one component, with their distances and bounds.
+    """Whitened rows ``z = [x, 1] W`` of component ``k``, with their distances and bounds.
 
-    Rows ``idx`` of ``Xa`` (all rows when ``all_rows``) go to ``out`` in order; for each row
-    ``i`` this writes ``maha[i] = |z|^2``, ``lp[i]`` (log density plus log weight), a lower
-    bound ``lower[i]`` on the exact ``|z|`` and ``pos[i] = first + row of out``, and sets
-    ``primary[i]`` when ``mark_primary``. With ``skip_primary``, rows already computed at the
-    higher precision keep their values. ``g32 > 0``: the products are float32 and the bound
-    allows ``|z_exact - z| <= g32 (|x| |W|_F + |offset|)``; ``g32 == 0``: float64, the bound
-    allows a relative 1e-12.
+    Rows ``idx`` of ``Xa`` (all rows when ``all_rows``) go to ``out`` in order, and their
+    records (``rec_*``, same length as ``out``) get the point, ``k``, the log density plus
+    log weight and ``|z|^2``; ``lower[i]`` (row ``k`` of the bounds) gets a lower bound on
+    the exact ``|z|``, and ``primary[i]`` is set when ``mark_primary``. With
+    ``skip_primary``, pairs already computed at the heavy precision keep their row (this
+    one is marked superseded). ``g32 > 0``: the products are float32 and the bound allows
+    ``|z_exact - z| <= g32 (|x| |W|_F + |offset|)`` and a float32 sum of squares;
+    ``g32 == 0``: float64, the bound allows a relative 1e-12.
     """
     n_rows = Xa.shape[0] if all_rows else idx.shape[0]
-    dim = W.shape[1]
     cols = Xa.shape[1]
     for s in range(0, n_rows, _BLOCK):
         e = min(s + _BLOCK, n_rows)
@@ -53,127 +68,168 @@ def whiten_rows(
             np.dot(gather[:m], W, dst)
         for j in range(m):
             i = s + j if all_rows else idx[s + j]
+            r = s + j
             if skip_primary and primary[i]:
+                rec_point[r] = -1
                 continue
-            acc = 0.0
-            for c in range(dim):
-                v = np.float64(dst[j, c])
-                acc += v * v
-            root = math.sqrt(acc)
+            d = np.float64(_sum_squares(dst[j]))
+            root = math.sqrt(d)
             if g32 > 0.0:
                 lo = root * (1.0 - g32) - g32 * (xnorm[i] * inv_norm + off_norm)
             else:
                 lo = root * (1.0 - 1e-12)  # float64 rounding, with a wide safety factor
-            maha[i] = acc
             lower[i] = max(lo, 0.0)
-            lp[i] = const - half * math.log(1.0 + acc * inv_df)
-            pos[i] = first + s + j
+            rec_point[r] = i
+            rec_comp[r] = k
+            rec_maha[r] = d
+            rec_lp[r] = const - half * math.log(1.0 + d * inv_df)
             if mark_primary:
                 primary[i] = True
 
 
-@nb.njit(cache=True, nogil=True, inline="always")
-def _best(lp, i):
-    """Largest log density of point ``i`` over the components (``-inf``: none computed)."""
-    best = -np.inf
-    for k in range(lp.shape[0]):
-        best = max(best, lp[k, i])
-    return best
+@nb.njit(cache=True, nogil=True)
+def best_per_point(rec_point, rec_lp, top):
+    """``top[i] = max(top[i], lp)`` over the rows of one buffer (rows of point -1 skipped)."""
+    for r in range(rec_point.shape[0]):
+        i = rec_point[r]
+        if i >= 0:
+            top[i] = max(top[i], rec_lp[r])
+
+
+@nb.njit(cache=True, nogil=True, fastmath=_FAST)
+def _screen(lower, primary, best, const, half, inv_df, shrink, shift, margin, mask):
+    # branch-free, so that it vectorises; log(1 + q) >= 2q / (2 + q), so a pair this rejects
+    # is negligible (the exact test on the survivors is in candidates)
+    for i in range(lower.shape[0]):
+        lo = max(lower[i] * shrink - shift, 0.0)
+        lower[i] = lower[i] if primary[i] else lo
+        q = lo * lo * inv_df
+        mask[i] = (const - half * (2.0 * q / (2.0 + q)) >= best[i] - margin) & ~primary[i]
 
 
 @nb.njit(cache=True, nogil=True)
-def candidates(lower, shrink, shift, lp, primary, const, half, inv_df, margin, cand, n_cand):
+def candidates(lower, shrink, shift, best, primary, const, half, inv_df, margin, cand, n_cand):
     """Carry the distance bounds to the new parameters and list the pairs still to compute.
 
     For every pair not computed yet: ``lower = max(shrink * lower - shift, 0)`` (a lower bound
     on the new distance); the pair is a candidate unless its log density at that bound is more
-    than ``margin`` nats below the point's best computed pair. Candidates of component ``k``
-    are ``cand[k, :n_cand[k]]`` (ascending).
+    than ``margin`` nats below ``best`` (its point's best computed pair). Candidates of
+    component ``k`` are ``cand[k, :n_cand[k]]`` (ascending).
     """
     n_comp, n = lower.shape
+    mask = np.empty(n, np.bool_)
+    for k in range(n_comp):
+        c, h, v = const[k], half[k], inv_df[k]
+        _screen(lower[k], primary[k], best, c, h, v, shrink[k], shift[k], margin, mask)
+        count = 0
+        for i in range(n):
+            if mask[i] and c - h * math.log(1.0 + lower[k, i] ** 2 * v) >= best[i] - margin:
+                cand[k, count] = i
+                count += 1
+        n_cand[k] = count
+
+
+@nb.njit(cache=True, nogil=True)
+def promotions(rec_point, rec_comp, rec_lp, primary, top, heavy_gap, cand, n_cand):
+    """List the pairs of the light rows within ``heavy_gap`` of their point's ``top``."""
     n_cand[:] = 0
-    for i in range(n):
-        threshold = _best(lp, i) - margin
-        for k in range(n_comp):
-            if primary[k, i]:
-                continue
-            lo = max(lower[k, i] * shrink[k] - shift[k], 0.0)
-            lower[k, i] = lo
-            q = lo * lo * inv_df[k]
-            # log(1 + q) >= 2q / (2 + q): when that already proves the pair negligible,
-            # the logarithm is not needed
-            if const[k] - half[k] * (2.0 * q / (2.0 + q)) < threshold:
-                continue
-            if const[k] - half[k] * math.log(1.0 + q) < threshold:
-                continue
+    for r in range(rec_point.shape[0]):
+        i = rec_point[r]
+        if i < 0:
+            continue
+        k = rec_comp[r]
+        if not primary[k, i] and rec_lp[r] >= top[i] - heavy_gap:
             cand[k, n_cand[k]] = i
             n_cand[k] += 1
 
 
 @nb.njit(cache=True, nogil=True)
-def promotions(lp, primary, heavy_gap, cand, n_cand):
-    """List the computed pairs not at the higher precision within ``heavy_gap`` of their best."""
-    n_comp, n = lp.shape
-    n_cand[:] = 0
-    for i in range(n):
-        top = _best(lp, i)
-        for k in range(n_comp):
-            if lp[k, i] > -np.inf and not primary[k, i] and lp[k, i] >= top - heavy_gap:
-                cand[k, n_cand[k]] = i
-                n_cand[k] += 1
+def _top(rec_point, rec_lp, live, top):
+    for r in range(rec_point.shape[0]):
+        if live[r]:
+            top[rec_point[r]] = max(top[rec_point[r]], rec_lp[r])
+
+
+@nb.njit(cache=True, nogil=True)
+def _accumulate(rec_point, rec_lp, live, top, margin, total):
+    for r in range(rec_point.shape[0]):
+        if live[r]:
+            gap = rec_lp[r] - top[rec_point[r]]
+            if gap >= -margin:
+                total[rec_point[r]] += math.exp(gap)
+
+
+@nb.njit(cache=True, nogil=True)
+def _weigh(
+    rec_point, rec_comp, rec_lp, rec_maha, live, top, total, df, dim, margin, heavy_gap,
+    w, heavy, n_heavy, sums,
+):  # fmt: skip
+    kept = 0
+    for r in range(rec_point.shape[0]):
+        w[r] = 0.0
+        if not live[r]:
+            continue
+        i, k = rec_point[r], rec_comp[r]
+        gap = rec_lp[r] - top[i]
+        if gap >= -heavy_gap:
+            heavy[k, n_heavy[k]] = i
+            n_heavy[k] += 1
+        if gap < -margin:
+            continue
+        kept += 1
+        resp = math.exp(gap) / total[i]
+        u = (df[k] + dim) / (df[k] + rec_maha[r])
+        ru = resp * u
+        sums[0, k] += resp
+        sums[1, k] += ru
+        sums[2, k] += resp * (math.log(u) - u)
+        w[r] = ru
+    return kept
+
+
+@nb.njit(cache=True, nogil=True)
+def _live(rec_point, rec_comp, primary, heavy_rows):
+    live = np.empty(rec_point.shape[0], np.bool_)
+    for r in range(rec_point.shape[0]):
+        i = rec_point[r]
+        live[r] = i >= 0 and (heavy_rows or not primary[rec_comp[r], i])
+    return live
 
 
 @nb.njit(cache=True, nogil=True)
 def responsibilities(
-    lp, maha, primary, pos, df, dim, margin, heavy_gap, w_primary, w_light,
-    heavy, n_heavy, sums,
+    p_point, p_comp, p_lp, p_maha, l_point, l_comp, l_lp, l_maha, primary, df, dim, margin,
+    heavy_gap, w_primary, w_light, heavy, n_heavy, sums,
 ):  # fmt: skip
-    """Responsibilities and expected precisions of the computed pairs, and what EM sums of them.
+    """Responsibilities and expected precisions of the computed pairs, and EM's sums of them.
 
-    A computed pair more than ``margin`` nats below its point's best gets responsibility 0.
-    Writes the M-step weight ``r u`` of each kept pair at its row (``pos``) in ``w_primary``
-    or ``w_light``, the pairs within ``heavy_gap`` of their best into ``heavy[k, :n_heavy[k]]``
-    and, per component, ``sums[0] = sum r``, ``sums[1] = sum r u``,
-    ``sums[2] = sum r (log u - u)``. Returns the mean log-likelihood and the numbers of kept
-    and of computed pairs.
+    ``p_*``: records of the heavy rows, ``l_*``: of the light rows (a light row whose pair
+    was recomputed at the heavy precision is skipped). A pair more than ``margin`` nats
+    below its point's best gets responsibility 0. Writes each row's M-step weight ``r u``
+    (0 for rows not kept) into ``w_primary`` / ``w_light``, the pairs within ``heavy_gap``
+    of their best into ``heavy[k, :n_heavy[k]]`` and, per component, ``sums[0] = sum r``,
+    ``sums[1] = sum r u``, ``sums[2] = sum r (log u - u)``. Returns the mean
+    log-likelihood and the numbers of kept and of computed pairs.
     """
-    n_comp, n = lp.shape
+    n = primary.shape[1]
     sums[:] = 0.0
     n_heavy[:] = 0
-    shifted = np.empty(n_comp)
+    p_live = _live(p_point, p_comp, primary, True)
+    l_live = _live(l_point, l_comp, primary, False)
+    top = np.full(n, -np.inf)
+    _top(p_point, p_lp, p_live, top)
+    _top(l_point, l_lp, l_live, top)
+    total = np.zeros(n)
+    _accumulate(p_point, p_lp, p_live, top, margin, total)
+    _accumulate(l_point, l_lp, l_live, top, margin, total)
+    kept = _weigh(p_point, p_comp, p_lp, p_maha, p_live, top, total, df, dim, margin,
+                  heavy_gap, w_primary, heavy, n_heavy, sums)  # fmt: skip
+    kept += _weigh(l_point, l_comp, l_lp, l_maha, l_live, top, total, df, dim, margin,
+                   heavy_gap, w_light, heavy, n_heavy, sums)  # fmt: skip
     total_ll = 0.0
-    kept = 0
-    computed = 0
     for i in range(n):
-        top = _best(lp, i)
-        total = 0.0
-        for k in range(n_comp):
-            gap = lp[k, i] - top
-            shifted[k] = math.exp(gap) if gap >= -margin else 0.0
-            total += shifted[k]
-        total_ll += math.log(total) + top
-        for k in range(n_comp):
-            if lp[k, i] == -np.inf:
-                continue
-            computed += 1
-            gap = lp[k, i] - top
-            if gap >= -heavy_gap:
-                heavy[k, n_heavy[k]] = i
-                n_heavy[k] += 1
-            if gap < -margin:
-                continue
-            kept += 1
-            r = shifted[k] / total
-            u = (df[k] + dim) / (df[k] + maha[k, i])
-            ru = r * u
-            sums[0, k] += r
-            sums[1, k] += ru
-            sums[2, k] += r * (math.log(u) - u)
-            if primary[k, i]:
-                w_primary[pos[k, i]] = ru
-            else:
-                w_light[pos[k, i]] = ru
-    return total_ll / n, kept, computed
+        total_ll += math.log(total[i]) + top[i]
+    return total_ll / n, kept, np.count_nonzero(p_live) + np.count_nonzero(l_live)
 
 
 @nb.njit(cache=True, nogil=True)

@@ -84,7 +84,11 @@ def test_bad_input():
 
 
 def test_tiers_change_nothing(monkeypatch):
-    """Skipped pairs and float32 light pairs give the same fit as every pair in float64."""
+    """Skipped pairs and float32 screening give the fit of every pair in float64.
+
+    Same iterations, labels and log-likelihood (to 1e-12); the parameters agree to ~1e-8
+    relative: the responsibilities dropped are below exp(-20) = 2e-9.
+    """
     import mnistnd._tmm as tmm
 
     # 24 dimensions: the float32 tier is used from tmm._TIER_MIN_DIM on
@@ -92,9 +96,9 @@ def test_tiers_change_nothing(monkeypatch):
     X, _ = make_blobs(3000, n_features=24, centers=6, cluster_std=2.5, random_state=3)
     X = X + 0.3 * np.random.default_rng(3).standard_t(3, X.shape)
     fast = StudentTMixture(6, random_state=1).fit(X)
-    # both tiers really happened (otherwise this test would prove nothing)
+    # pairs were skipped and some screened in float32 (otherwise this test would prove nothing)
     assert min(fast._exact_fraction[5:]) < 0.5
-    assert np.mean(fast._double_fraction[5:]) < np.mean(fast._exact_fraction[5:]) - 0.005
+    assert np.mean(fast._double_fraction[5:]) < np.mean(fast._exact_fraction[5:]) - 0.002
     monkeypatch.setattr(tmm, "_MARGIN", np.inf)
     monkeypatch.setattr(tmm, "_HEAVY", np.inf)
     full = StudentTMixture(6, random_state=1).fit(X)
@@ -103,8 +107,11 @@ def test_tiers_change_nothing(monkeypatch):
     assert fast.n_iter_ == full.n_iter_
     assert fast.lower_bound_ == pytest.approx(full.lower_bound_, rel=1e-12)
     assert np.array_equal(fast.predict(X), full.predict(X))
-    assert np.allclose(fast.df_, full.df_, rtol=1e-9)
-    assert np.allclose(fast.scale_, full.scale_, rtol=1e-9, atol=1e-12)
+    # degrees of freedom in the hundreds sit where the df equation is flat: a relative 1e-12
+    # in its sums moves them by ~1e-8
+    assert np.allclose(fast.df_, full.df_, rtol=1e-7)
+    assert np.abs(fast.scale_ - full.scale_).max() <= 1e-7 * np.abs(full.scale_).max()
+    assert np.abs(fast.location_ - full.location_).max() <= 1e-7 * np.abs(full.location_).max()
 
 
 def test_candidate_bounds_are_lower_bounds():
@@ -118,20 +125,22 @@ def test_candidate_bounds_are_lower_bounds():
     m._set_whitening(m._loc_c, m.scale_cholesky_, m.weights_, m.df_)
     for k in range(4):
         m._whiten(k, None, True, "light")
-        d32, lo = m._pairs["maha"][k].copy(), m._pairs["lower"][k].copy()
+        point, d32 = m._records("light", ("point", "maha"))
+        lo = m._lower[k].copy()
+        assert np.array_equal(point, np.arange(Xc.shape[0]))
         assert np.all(lo <= np.sqrt(exact[:, k]))
         assert np.allclose(d32, exact[:, k], rtol=1e-3)  # float32 values, not garbage
-        # a gathered subset in float64, in a given order: rows land where pos says
+        # a gathered subset in float64, in a given order: records follow the rows
         idx = np.random.default_rng(k).permutation(Xc.shape[0])[:700]
         m._whiten(k, idx, False, "primary")
-        d64, lo64 = m._pairs["maha"][k, idx], m._pairs["lower"][k, idx]
+        point, comp, d64 = m._records("primary", ("point", "comp", "maha"))
+        assert np.array_equal(point, idx) and np.all(comp == k)
         assert np.allclose(d64, exact[idx, k], rtol=1e-10)
-        assert np.all(lo64 <= np.sqrt(exact[idx, k]))
-        assert m._pairs["primary"][k, idx].all() and m._pairs["primary"][k].sum() == idx.size
-        Z = m._ws.written("primary", 0, m._rows_used["primary"])
-        rows = m._pairs["pos"][k, idx]
-        assert np.allclose(np.einsum("nd,nd->n", Z[rows], Z[rows]), exact[idx, k], rtol=1e-10)
-        m._set_whitening(m._loc_c, m.scale_cholesky_, m.weights_, m.df_)  # reset the pairs
+        assert np.all(m._lower[k, idx] <= np.sqrt(exact[idx, k]))
+        assert m._primary[k, idx].all() and m._primary[k].sum() == idx.size
+        Z = m._ws.written("primary", 0, idx.size)
+        assert np.allclose(np.einsum("nd,nd->n", Z, Z), exact[idx, k], rtol=1e-10)
+        m._set_whitening(m._loc_c, m.scale_cholesky_, m.weights_, m.df_)  # reset the rows
 
 
 def test_single_precision_products_agree_with_double():
@@ -155,37 +164,50 @@ def test_compiled_pair_loops_match_numpy():
     lp[rng.random((n_comp, n)) < 0.4] = -np.inf
     lp[rng.integers(n_comp, size=n), np.arange(n)] = -3.0  # every point has a computed pair
     maha = rng.gamma(3.0, 4.0, (n_comp, n))
-    primary = rng.random((n_comp, n)) < 0.5
-    pos = np.zeros((n_comp, n), np.int64)
-    pos[primary] = np.arange(primary.sum())
-    pos[~primary] = np.arange((~primary).sum())
+    computed = np.isfinite(lp)
+    primary = computed & (rng.random((n_comp, n)) < 0.5)
+    # light rows: the other computed pairs, plus superseded copies of some primary pairs and
+    # rows of no point (-1), which must all be ignored
+    light = (computed & ~primary) | (primary & (rng.random((n_comp, n)) < 0.3))
+
+    def records(mask, extra=0):
+        k, i = np.nonzero(mask)
+        order = rng.permutation(k.size)
+        k, i = k[order], i[order]
+        junk = rng.normal(size=extra)
+        point = np.concatenate([i, np.full(extra, -1)])
+        return [point, np.concatenate([k, np.zeros(extra, np.int64)]),
+                np.concatenate([lp[k, i], junk]), np.concatenate([maha[k, i], junk])]  # fmt: skip
+
+    rec_p, rec_l = records(primary), records(light, extra=7)
     df = rng.uniform(2.0, 30.0, n_comp)
-    w_p, w_l = np.full(primary.sum(), -1.0), np.full((~primary).sum(), -1.0)
-    heavy, n_heavy, sums = (
-        np.empty((n_comp, n), np.int64),
-        np.zeros(n_comp, np.int64),
-        np.empty((3, n_comp)),
-    )
-    bound, kept, computed = kernels.responsibilities(
-        lp, maha, primary, pos, df, dim, margin, heavy_gap, w_p, w_l, heavy, n_heavy, sums
+    w_p, w_l = np.empty(rec_p[0].size), np.empty(rec_l[0].size)
+    heavy = np.empty((n_comp, n), np.int64)
+    n_heavy, sums = np.zeros(n_comp, np.int64), np.empty((3, n_comp))
+    bound, kept, n_computed = kernels.responsibilities(
+        *rec_p, *rec_l, primary, df, dim, margin, heavy_gap, w_p, w_l, heavy, n_heavy, sums
     )
     top = lp.max(axis=0)
     gap = lp - top
-    keep = np.isfinite(lp) & (gap >= -margin)
+    keep = computed & (gap >= -margin)
     r = np.where(keep, np.exp(gap), 0.0)
     total = r.sum(axis=0)
     r /= total
     u = np.where(keep, (df[:, None] + dim) / (df[:, None] + maha), 0.0)
     assert bound == pytest.approx(np.mean(np.log(total) + top), rel=1e-13)
-    assert (kept, computed) == (keep.sum(), np.isfinite(lp).sum())
+    assert (kept, n_computed) == (keep.sum(), computed.sum())
     assert np.allclose(sums[0], r.sum(axis=1), rtol=1e-12)
     assert np.allclose(sums[1], (r * u).sum(axis=1), rtol=1e-12)
     dfterm = np.where(keep, r * (np.log(np.where(keep, u, 1.0)) - u), 0.0).sum(axis=1)
     assert np.allclose(sums[2], dfterm, rtol=1e-12)
-    assert np.allclose(w_p[pos[primary & keep]], (r * u)[primary & keep], rtol=1e-13)
-    assert np.allclose(w_l[pos[~primary & keep]], (r * u)[~primary & keep], rtol=1e-13)
+    point, comp = rec_p[0], rec_p[1]
+    assert np.allclose(w_p, (r * u)[comp, point], rtol=1e-13)
+    point, comp = rec_l[0], rec_l[1]
+    live = (point >= 0) & ~primary[comp, np.maximum(point, 0)]
+    assert np.allclose(w_l[live], (r * u)[comp[live], point[live]], rtol=1e-13)
+    assert np.all(w_l[~live] == 0.0)
     for k in range(n_comp):
-        assert np.array_equal(heavy[k, : n_heavy[k]], np.flatnonzero(gap[k] >= -heavy_gap))
+        assert sorted(heavy[k, : n_heavy[k]]) == list(np.flatnonzero(gap[k] >= -heavy_gap))
 
     # candidates: exactly the pairs not computed whose bound cannot prove them > margin below
     lower = rng.gamma(2.0, 3.0, (n_comp, n))
@@ -194,13 +216,12 @@ def test_compiled_pair_loops_match_numpy():
     cand, n_cand = np.empty((n_comp, n), np.int64), np.zeros(n_comp, np.int64)
     new_lower = lower.copy()
     kernels.candidates(
-        new_lower, shrink, shift, lp, primary, const, half, inv_df, margin, cand, n_cand
+        new_lower, shrink, shift, top, primary, const, half, inv_df, margin, cand, n_cand
     )
     lo = np.maximum(lower * shrink[:, None] - shift[:, None], 0.0)
     test = const[:, None] - half[:, None] * np.log1p(lo**2 * inv_df[:, None])
     want = ~primary & (test >= top - margin)
-    assert np.allclose(new_lower[~primary], lo[~primary]) and np.all(
-        new_lower[primary] == lower[primary]
-    )
+    assert np.allclose(new_lower[~primary], lo[~primary])
+    assert np.all(new_lower[primary] == lower[primary])
     for k in range(n_comp):
         assert np.array_equal(cand[k, : n_cand[k]], np.flatnonzero(want[k]))
