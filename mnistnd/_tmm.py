@@ -249,7 +249,8 @@ class StudentTMixture:
 
     # per-fit working arrays (see _prepare, _set_whitening, _e_step): dropped after fit
     _WORKING = ("_Xa", "_Xa32", "_xnorm", "_no_rows", "_ws", "_lower", "_primary",
-                "_whitening_aug", "_blocks", "_rows_used", "_row_weight")  # fmt: skip
+                "_whitening_aug", "_blocks", "_rows_used",
+                "_row_weight")  # fmt: skip
     # the record of each whitened row (see mnistnd._tmm_kernels), in whiten_rows' order
     _RECORDS = (("point", np.int64), ("comp", np.int64), ("lp", np.float64),
                 ("maha", np.float64))  # fmt: skip
@@ -355,25 +356,25 @@ class StudentTMixture:
         return [self._ws.rows((role, name), 0, rows, None, dtypes[name]) for name in names]
 
     @staticmethod
-    def _shrink(inv, chol, inv_old, chol_old):
+    def _shrink(inv, chol_old):
         """Lower bounds on the smallest singular value of ``A = L_new^{-1} L_old`` per component.
 
-        With ``E = A - I`` and ``F = A^{-1} - I``, ``s_min(A) >= 1 - |E|_F`` and
-        ``s_min(A) = 1 / |A^{-1}|_2 >= 1 / (1 + |F|_F)``; both cost two small products.
-        When neither is above 0.9 for some component, the exact value: the smallest
-        eigenvalue of ``A^T A`` less its rounding.
+        ``s_min(A)^2 = 1 + lambda_min(D)`` with ``D = A^T A - I`` symmetric, and
+        ``|lambda(D)| <= |D^4|_F^(1/4)`` (the eighth powers of the eigenvalues sum to
+        ``|D^4|_F^2``): three small products give a bound within ~20 % of ``|D|_2`` in
+        ``1 - s_min^2``. Where that bound is below ``_EXACT_SHRINK``, the exact value: the
+        smallest eigenvalue of ``A^T A``, less its rounding.
         """
-        eye = np.eye(inv.shape[1])[None]
         change = inv @ chol_old
-        back = inv_old @ chol
-        shrink = np.maximum(
-            1.0 - np.linalg.norm(change - eye, axis=(1, 2)),
-            1.0 / (1.0 + np.linalg.norm(back - eye, axis=(1, 2))),
-        )
+        gram = change.transpose(0, 2, 1) @ change
+        dev = gram - np.eye(inv.shape[1])[None]
+        dev2 = dev @ dev
+        spread = np.linalg.norm(dev2 @ dev2, axis=(1, 2)) ** 0.25 * (1.0 + 1e-9) + 1e-12
+        shrink = np.sqrt(np.maximum(1.0 - spread, 0.0))
         loose = np.flatnonzero(shrink < _EXACT_SHRINK)
         if loose.size:
-            gram = change[loose].transpose(0, 2, 1) @ change[loose]
-            low = np.linalg.eigvalsh(gram)[:, 0] - 1e-12 * np.linalg.norm(gram, axis=(1, 2))
+            g = gram[loose]
+            low = np.linalg.eigvalsh(g)[:, 0] - 1e-12 * np.linalg.norm(g, axis=(1, 2))
             shrink[loose] = np.sqrt(np.maximum(low, 0.0))
         return shrink
 
@@ -417,8 +418,8 @@ class StudentTMixture:
             for k in range(n_comp):
                 self._whiten(k, None, single or tiered, "light" if tiered else "primary")
         else:
-            chol_old, loc_old, inv_old, heavy, n_heavy = cache
-            shrink = self._shrink(inv, chol, inv_old, chol_old)
+            chol_old, loc_old, heavy, n_heavy = cache
+            shrink = self._shrink(inv, chol_old)
             shift = np.linalg.norm(np.einsum("kij,kj->ki", inv, loc_old - loc), axis=1)
             for k in range(n_comp):  # last iteration's heavy pairs: still the likely best
                 idx = heavy[k, : n_heavy[k]]
@@ -465,7 +466,7 @@ class StudentTMixture:
         self._kept_fraction = kept / (n_comp * n)
         self._exact_fraction.append(computed / (n_comp * n))
         self._double_fraction.append(0.0 if single else float(self._primary.mean()))
-        return sums, bound, (chol, loc, inv, heavy, n_heavy)
+        return sums, bound, (chol, loc, heavy, n_heavy)
 
     def _m_step(self, sums, loc_old, chol_old):
         """Weights, locations, scales and their Cholesky factors from the E-step's rows.
@@ -490,22 +491,22 @@ class StudentTMixture:
                 Z = ws.written(role, 0, w.size)
                 roots[role] = np.empty(w.size, Z.dtype)
                 _kernels.scale_rows(Z, w, roots[role])
-        scale = np.empty((n_comp, dim, dim))
-        centre = np.empty((n_comp, dim))
+        S = np.zeros((n_comp, dim, dim))
+        s1 = np.zeros((n_comp, dim))
         for k in range(n_comp):
-            S = np.zeros((dim, dim))
-            s1 = np.zeros(dim)
             for role, start, rows in self._blocks[k]:
                 if role not in roots:  # no pair of these rows was kept
                     continue
                 Z = ws.written(role, start, rows)
-                S += Z.T @ Z  # numpy uses a symmetric rank-k update here
-                s1 += Z.T @ roots[role][start : start + rows]
-            c = centre[k] = s1 / ru_sum[k]
-            cs = np.outer(c, s1)
-            scale[k] = S - cs - cs.T + ru_total[k] * np.outer(c, c)
+                S[k] += Z.T @ Z  # numpy uses a symmetric rank-k update here
+                s1[k] += Z.T @ roots[role][start : start + rows]
+        c = s1 / ru_sum[:, None]
+        cs = c[:, :, None] * s1[:, None, :]
+        scale = (
+            S - cs - cs.transpose(0, 2, 1) + ru_total[:, None, None] * c[:, :, None] * c[:, None, :]
+        )
         scale = chol_old @ scale @ chol_old.transpose(0, 2, 1)
-        loc = loc_old + np.einsum("kij,kj->ki", chol_old, centre)
+        loc = loc_old + np.einsum("kij,kj->ki", chol_old, c)
         scale /= (ru_sum + eps10)[:, None, None]
         scale = 0.5 * (scale + scale.transpose(0, 2, 1))  # exact symmetry for Cholesky
         scale[:, np.arange(dim), np.arange(dim)] += self.reg_covar

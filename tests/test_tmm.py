@@ -225,3 +225,20 @@ def test_compiled_pair_loops_match_numpy():
     assert np.all(new_lower[primary] == lower[primary])
     for k in range(n_comp):
         assert np.array_equal(cand[k, : n_cand[k]], np.flatnonzero(want[k]))
+
+
+@pytest.mark.parametrize("step", [1e-4, 1e-2, 0.1, 1.0])
+def test_shrink_bounds_the_smallest_singular_value(step):
+    """The carried bounds shrink by a factor that never exceeds s_min(L_new^{-1} L_old)."""
+    rng = np.random.default_rng(int(step * 1e4))
+    dim, n_comp = 20, 6
+    base = rng.standard_normal((n_comp, dim, dim))
+    chol_old = np.linalg.cholesky(base @ base.transpose(0, 2, 1) + dim * np.eye(dim))
+    noise = np.tril(rng.standard_normal((n_comp, dim, dim))) * step
+    chol = chol_old @ (np.eye(dim) + noise)
+    chol *= np.sign(np.diagonal(chol, axis1=1, axis2=2))[:, None, :]  # a valid Cholesky factor
+    inv = StudentTMixture._whitening(chol)
+    shrink = StudentTMixture._shrink(inv, chol_old)
+    exact = np.linalg.svd(inv @ chol_old, compute_uv=False)[:, -1]
+    assert np.all(shrink <= exact)
+    assert np.all(shrink >= 0.9 * exact) or step >= 1.0  # tight when the factors are close
