@@ -361,7 +361,7 @@ class StudentTMixture:
 
         ``s_min(A)^2 = 1 + lambda_min(D)`` with ``D = A^T A - I`` symmetric, and
         ``|lambda(D)| <= |D^4|_F^(1/4)`` (the eighth powers of the eigenvalues sum to
-        ``|D^4|_F^2``): three small products give a bound within ~20 % of ``|D|_2`` in
+        ``|D^4|_F^2``): four small products give a bound within ~20 % of ``|D|_2`` in
         ``1 - s_min^2``. Where that bound is below ``_EXACT_SHRINK``, the exact value: the
         smallest eigenvalue of ``A^T A``, less its rounding.
         """
