@@ -305,7 +305,7 @@ class StudentTMixture:
         dtype = np.float32 if single else np.float64
         out = ws.rows(role, start, rows, Xa.shape[1] - 1, dtype)
         rec = [ws.rows((role, name), start, rows, None, t) for name, t in self._RECORDS]
-        gather = ws.dense(("gather", single), (_kernels._BLOCK, Xa.shape[1]), dtype)
+        gather = ws.dense(("gather", single), (_kernels.BLOCK, Xa.shape[1]), dtype)
         _kernels.whiten_rows(
             Xa, self._no_rows if idx is None else idx, idx is None,
             self._whitening_aug[single][k], out, gather, *rec, k, self._lower[k],
@@ -354,6 +354,13 @@ class StudentTMixture:
         rows = self._rows_used[role]
         dtypes = dict(self._RECORDS)
         return [self._ws.rows((role, name), 0, rows, None, dtypes[name]) for name in names]
+
+    def _best_per_point(self, roles, top):
+        """``top[i]``: the best log density of point ``i`` over the live rows of ``roles``."""
+        for role in roles:
+            point, comp, lp = self._records(role, ("point", "comp", "lp"))
+            live = _kernels.live_rows(point, comp, self._primary, role == "primary")
+            _kernels.best_per_point(point, lp, live, top)
 
     @staticmethod
     def _shrink(inv, chol_old):
@@ -426,7 +433,7 @@ class StudentTMixture:
                 if idx.size:
                     self._whiten(k, None if idx.size > _ALL_ROWS * n else idx, single, "primary")
             best = np.full(n, -np.inf)  # each point's best pair so far: the heavy rows
-            _kernels.best_per_point(*self._records("primary", ("point", "lp")), best)
+            self._best_per_point(("primary",), best)
             _kernels.candidates(
                 self._lower, shrink, shift, best, self._primary, self._const, self._half,
                 self._inv_df, _MARGIN, cand, n_cand,
@@ -444,8 +451,7 @@ class StudentTMixture:
                     self._whiten(k, idx, True, "light")
         if tiered:  # float32 values that turn out heavy: recompute in float64
             top = np.full(n, -np.inf)
-            for role in ("primary", "light"):
-                _kernels.best_per_point(*self._records(role, ("point", "lp")), top)
+            self._best_per_point(("primary", "light"), top)
             _kernels.promotions(
                 *self._records("light", ("point", "comp", "lp")), self._primary, top, _HEAVY,
                 cand, n_cand,

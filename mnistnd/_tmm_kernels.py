@@ -20,7 +20,7 @@ import numba as nb
 import numpy as np
 
 # Rows per block: the gathered rows and their whitened copy (2 x 256 x 65 doubles) stay in L2.
-_BLOCK = 256
+BLOCK = 256
 
 
 # fast-math without "ninf"/"nnan" (a margin may be inf): reassociation lets sums vectorise
@@ -54,8 +54,8 @@ def whiten_rows(
     """
     n_rows = Xa.shape[0] if all_rows else idx.shape[0]
     cols = Xa.shape[1]
-    for s in range(0, n_rows, _BLOCK):
-        e = min(s + _BLOCK, n_rows)
+    for s in range(0, n_rows, BLOCK):
+        e = min(s + BLOCK, n_rows)
         m = e - s
         dst = out[s:e]
         if all_rows:
@@ -88,12 +88,25 @@ def whiten_rows(
 
 
 @nb.njit(cache=True, nogil=True)
-def best_per_point(rec_point, rec_lp, top):
-    """``top[i] = max(top[i], lp)`` over the rows of one buffer (rows of point -1 skipped)."""
+def live_rows(rec_point, rec_comp, primary, heavy_rows):
+    """Flag the rows that stand for their pair.
+
+    A row does unless it was superseded (point -1) or, for light rows (``heavy_rows=False``),
+    its pair was recomputed at the heavy precision since (``primary``).
+    """
+    live = np.empty(rec_point.shape[0], np.bool_)
     for r in range(rec_point.shape[0]):
         i = rec_point[r]
-        if i >= 0:
-            top[i] = max(top[i], rec_lp[r])
+        live[r] = i >= 0 and (heavy_rows or not primary[rec_comp[r], i])
+    return live
+
+
+@nb.njit(cache=True, nogil=True)
+def best_per_point(rec_point, rec_lp, live, top):
+    """``top[i] = max(top[i], lp)`` over the live rows of one buffer."""
+    for r in range(rec_point.shape[0]):
+        if live[r]:
+            top[rec_point[r]] = max(top[rec_point[r]], rec_lp[r])
 
 
 @nb.njit(cache=True, nogil=True, fastmath=_FAST)
@@ -144,13 +157,6 @@ def promotions(rec_point, rec_comp, rec_lp, primary, top, heavy_gap, cand, n_can
 
 
 @nb.njit(cache=True, nogil=True)
-def _top(rec_point, rec_lp, live, top):
-    for r in range(rec_point.shape[0]):
-        if live[r]:
-            top[rec_point[r]] = max(top[rec_point[r]], rec_lp[r])
-
-
-@nb.njit(cache=True, nogil=True)
 def _accumulate(rec_point, rec_lp, live, top, margin, total):
     for r in range(rec_point.shape[0]):
         if live[r]:
@@ -188,15 +194,6 @@ def _weigh(
 
 
 @nb.njit(cache=True, nogil=True)
-def _live(rec_point, rec_comp, primary, heavy_rows):
-    live = np.empty(rec_point.shape[0], np.bool_)
-    for r in range(rec_point.shape[0]):
-        i = rec_point[r]
-        live[r] = i >= 0 and (heavy_rows or not primary[rec_comp[r], i])
-    return live
-
-
-@nb.njit(cache=True, nogil=True)
 def responsibilities(
     p_point, p_comp, p_lp, p_maha, l_point, l_comp, l_lp, l_maha, primary, df, dim, margin,
     heavy_gap, w_primary, w_light, heavy, n_heavy, sums,
@@ -214,11 +211,11 @@ def responsibilities(
     n = primary.shape[1]
     sums[:] = 0.0
     n_heavy[:] = 0
-    p_live = _live(p_point, p_comp, primary, True)
-    l_live = _live(l_point, l_comp, primary, False)
+    p_live = live_rows(p_point, p_comp, primary, True)
+    l_live = live_rows(l_point, l_comp, primary, False)
     top = np.full(n, -np.inf)
-    _top(p_point, p_lp, p_live, top)
-    _top(l_point, l_lp, l_live, top)
+    best_per_point(p_point, p_lp, p_live, top)
+    best_per_point(l_point, l_lp, l_live, top)
     total = np.zeros(n)
     _accumulate(p_point, p_lp, p_live, top, margin, total)
     _accumulate(l_point, l_lp, l_live, top, margin, total)

@@ -60,7 +60,7 @@ __all__ = [
 ]
 
 #: Bump when the benchmark's computation changes, so cached tables are not reused.
-_CACHE_VERSION = 3  # 2: TMM float32 light pairs, 30-nat margin; 3: compiled TMM loops
+_CACHE_VERSION = 3  # 2: TMM float32 light pairs, 30-nat margin; 3: 20-nat margin, compiled
 
 #: Columns of the table returned by :func:`benchmark`, in order.
 COLUMNS = (

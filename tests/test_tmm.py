@@ -18,7 +18,7 @@ def _heavy_tailed_blobs(n=600, dim=4, centers=3, seed=0):
 
 @pytest.mark.parametrize(("fixed_df", "dim"), [(False, 4), (True, 4), (False, 24)])
 def test_equals_studenttmixture(fixed_df, dim):
-    """Same start, same fit; dim 24 goes through the float32 tier (tmm._TIER_MIN_DIM)."""
+    """Same start, same fit; dim 24 goes through the float32 screening (tmm._TIER_MIN_DIM)."""
     studenttmixture = pytest.importorskip("studenttmixture")
     X, _ = _heavy_tailed_blobs(n=1500 if dim > 4 else 600, dim=dim)
     lib = studenttmixture.EMStudentMixture(
@@ -91,7 +91,7 @@ def test_tiers_change_nothing(monkeypatch):
     """
     import mnistnd._tmm as tmm
 
-    # 24 dimensions: the float32 tier is used from tmm._TIER_MIN_DIM on
+    # 24 dimensions: float32 screening is used from tmm._TIER_MIN_DIM on
     assert tmm._TIER_MIN_DIM <= 24
     X, _ = make_blobs(3000, n_features=24, centers=6, cluster_std=2.5, random_state=3)
     X = X + 0.3 * np.random.default_rng(3).standard_t(3, X.shape)
