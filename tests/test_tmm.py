@@ -242,3 +242,27 @@ def test_shrink_bounds_the_smallest_singular_value(step):
     exact = np.linalg.svd(inv @ chol_old, compute_uv=False)[:, -1]
     assert np.all(shrink <= exact)
     assert np.all(shrink >= 0.9 * exact) or step >= 1.0  # tight when the factors are close
+
+
+def test_fit_runs_on_one_blas_thread_and_restores_the_setting(monkeypatch):
+    """The EM pins BLAS to one thread (its blocks are too small for threads to pay), then
+    gives the caller's setting back."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads():
+        return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+    seen = []
+    plain_em = StudentTMixture._plain_em
+
+    def spy(self, state):
+        seen.append(blas_threads())
+        return plain_em(self, state)
+
+    monkeypatch.setattr(StudentTMixture, "_plain_em", spy)
+    X, _ = _heavy_tailed_blobs()
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        StudentTMixture(3).fit(X)
+        assert blas_threads() == before
+    assert seen and all(n == 1 for n in seen[0])
