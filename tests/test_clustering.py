@@ -41,6 +41,31 @@ def test_recovers_separated_blobs(blobs, method):
     assert clustering.n_clusters_found(labels) == 4
 
 
+@pytest.mark.parametrize(("method", "estimator"), [
+    ("kmeans", "sklearn.cluster.KMeans"), ("gmm", "sklearn.mixture.GaussianMixture")])  # fmt: skip
+def test_sklearn_methods_run_on_one_thread(blobs, method, estimator, monkeypatch):
+    """Called directly (not in a pinned worker), k-means and the GMM still fit on one BLAS and
+    OpenMP thread, and the caller's thread settings are back afterwards."""
+    import importlib
+
+    from threadpoolctl import threadpool_limits
+
+    module, name = estimator.rsplit(".", 1)
+    cls = getattr(importlib.import_module(module), name)
+    fit_predict, seen = cls.fit_predict, []
+
+    def spy(self, X, y=None):
+        seen.append([pool["num_threads"] for pool in threadpool_info()])
+        return fit_predict(self, X, y)
+
+    monkeypatch.setattr(cls, "fit_predict", spy)
+    with threadpool_limits(limits=2):
+        before = [pool["num_threads"] for pool in threadpool_info()]
+        cluster(blobs[0], method, n_clusters=4)
+        assert [pool["num_threads"] for pool in threadpool_info()] == before
+    assert seen and all(n == 1 for n in seen[0])
+
+
 @pytest.mark.slow
 def test_leiden_recovers_blobs_and_counts(blobs):
     X, y = blobs
