@@ -577,7 +577,7 @@ class StudentTMixture:
         self._prepare(Xc, n_comp)
         try:
             # one BLAS thread: the products are blocks of <= 256 rows, on which threads cost
-            # more than they give (10,000 x 64 on 2 cores: 14.5 s with 2 threads, 4.1 s with 1)
+            # more than they give (10,000 x 64 on 2 cores: 14.5 s with 2 threads, 3.6-3.9 s with 1)
             with threadpool_limits(limits=1, user_api="blas"):
                 n_iter, converged, bound, state = self._plain_em(state)
         finally:

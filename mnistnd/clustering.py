@@ -23,6 +23,7 @@ inputs (data, methods, seeds, options), and read back instead of recomputed when
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -35,6 +36,7 @@ from itertools import combinations
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from mnistnd import metrics as _metrics
 from mnistnd._checks import check_choice, check_int, check_matrix, check_n_jobs
@@ -97,6 +99,10 @@ class Method:
         One line for tables and the book.
     defaults : dict
         Default options (documented values of ``**options``).
+    single_thread : bool
+        Run ``func`` with BLAS and OpenMP pools limited to one thread (threadpoolctl; the
+        caller's setting is restored after), for methods whose threads cost more than they
+        give on data of this size.
     """
 
     name: str
@@ -105,6 +111,7 @@ class Method:
     in_paper: bool
     description: str
     defaults: dict = field(default_factory=dict)
+    single_thread: bool = False
 
 
 #: The registry: name -> :class:`Method`.
@@ -119,6 +126,7 @@ def register(
     in_paper: bool = False,
     description: str = "",
     defaults: Mapping | None = None,
+    single_thread: bool = False,
 ) -> Method:
     """Add a clustering method to :data:`METHODS` (one call per method).
 
@@ -129,7 +137,7 @@ def register(
     func : callable
         Module-level function ``func(X, n_clusters, seed, **options) -> labels`` (must be
         picklable to run in worker processes).
-    uses_n_clusters, in_paper, description, defaults
+    uses_n_clusters, in_paper, description, defaults, single_thread
         See :class:`Method`.
 
     Returns
@@ -139,27 +147,23 @@ def register(
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"name must be a non-empty string, got {name!r}")
-    method = Method(name, func, uses_n_clusters, in_paper, description, dict(defaults or {}))
+    method = Method(
+        name, func, uses_n_clusters, in_paper, description, dict(defaults or {}), single_thread
+    )
     METHODS[name] = method
     return method
 
 
 # --------------------------------------------------------------------------- the methods
-# k-means and the GMM run on one BLAS/OpenMP thread however they are called (the benchmark's
-# workers are pinned anyway): on 10,000 x 64 with 2 cores, threads made the GMM 1.6x slower
-# (18.1-19.5 s against 10.7-12.0 s) and k-means 1.7x (0.13-0.15 s against 0.08 s)
 def _kmeans(X, n_clusters, seed, **options):
     from sklearn.cluster import KMeans
-    from threadpoolctl import threadpool_limits
 
     # scikit-learn defaults otherwise, as the authors used them
-    with threadpool_limits(limits=1):
-        return KMeans(n_clusters=n_clusters, random_state=seed, **options).fit_predict(X)
+    return KMeans(n_clusters=n_clusters, random_state=seed, **options).fit_predict(X)
 
 
 def _gmm(X, n_clusters, seed, covariance_type="full", init_params="k-means++", **options):
     from sklearn.mixture import GaussianMixture
-    from threadpoolctl import threadpool_limits
 
     model = GaussianMixture(
         n_components=n_clusters,
@@ -168,8 +172,7 @@ def _gmm(X, n_clusters, seed, covariance_type="full", init_params="k-means++", *
         random_state=seed,
         **options,
     )
-    with threadpool_limits(limits=1):
-        return model.fit_predict(X)
+    return model.fit_predict(X)
 
 
 def _tmm(X, n_clusters, seed, **options):
@@ -237,11 +240,16 @@ def _agglomerative(X, n_clusters, seed, linkage="ward", **options):
     return AgglomerativeClustering(n_clusters=n_clusters, linkage=linkage, **options).fit_predict(X)
 
 
+# single_thread for k-means and the GMM however they are called (the benchmark's workers are
+# pinned anyway): on 10,000 x 64 with 2 cores, threads made the GMM 1.6x slower (18.1-19.5 s
+# against 10.7-12.0 s) and k-means 1.7x (0.13-0.15 s against 0.08 s); Ward's linkage gains a
+# little from them (5.7-6.7 s against 6.5-7.2 s); the TMM pins its own BLAS (mnistnd._tmm)
 register(
     "kmeans",
     _kmeans,
     in_paper=True,
     description="k-means (scikit-learn defaults: k-means++ init, Lloyd)",
+    single_thread=True,
 )
 register(
     "gmm",
@@ -249,6 +257,7 @@ register(
     in_paper=True,
     description="Gaussian mixture, full covariance, k-means++ init (scikit-learn)",
     defaults={"covariance_type": "full", "init_params": "k-means++"},
+    single_thread=True,
 )
 register(
     "tmm",
@@ -321,7 +330,9 @@ def cluster(X, method: str, n_clusters: int = 10, seed: int = 0, **options) -> n
     X = check_matrix("X", X, min_samples=2)
     n_clusters = check_int("n_clusters", n_clusters, minimum=2, maximum=X.shape[0])
     seed = check_int("seed", seed, minimum=0)
-    return np.asarray(spec.func(X, n_clusters, seed, **options), dtype=np.int64)
+    with threadpool_limits(limits=1) if spec.single_thread else contextlib.nullcontext():
+        labels = spec.func(X, n_clusters, seed, **options)
+    return np.asarray(labels, dtype=np.int64)
 
 
 # --------------------------------------------------------------------------- benchmark

@@ -119,7 +119,6 @@ def main() -> None:
     for dim in args.dims:
         for seed in range(args.seeds):
             X, y = _data(args.n, dim, seed, args.mnistnd)
-
             settings = dict(
                 n_components=10, fixed_df=False, init_type="k++", random_state=seed, tol=1e-5
             )
