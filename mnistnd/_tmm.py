@@ -135,7 +135,9 @@ class _Workspace:
     """Arrays reused from one EM iteration to the next.
 
     A fresh array of a megabyte costs about as much in page faults as the matrix product
-    that fills it, so each iteration writes into the buffers of the previous one.
+    that fills it, so each iteration writes into the buffers of the previous one. The row
+    buffers have room for every (point, component) pair, so they never grow (a grown buffer
+    copies its rows); the pages of an ``np.empty`` array cost nothing until written.
     """
 
     def __init__(self):
@@ -144,27 +146,9 @@ class _Workspace:
     def dense(self, key, shape, dtype):
         """Return an uninitialised array of ``shape``, the same one on every call with ``key``."""
         a = self._arrays.get(key)
-        if a is None:
+        if a is None or a.shape != shape or a.dtype != dtype:
             a = self._arrays[key] = np.empty(shape, dtype)
         return a
-
-    def rows(self, key, start, count, cols, dtype):
-        """Return rows ``start:start + count`` of the buffer ``key`` (1-D when ``cols`` is None).
-
-        The buffer grows when too short, keeping its first ``start`` rows.
-        """
-        a = self._arrays.get(key)
-        if a is None or a.shape[0] < start + count:
-            size = max(start + count, 0 if a is None else a.shape[0] * 3 // 2)
-            grown = np.empty((size,) if cols is None else (size, cols), dtype)
-            if a is not None and start:
-                grown[:start] = a[:start]
-            a = self._arrays[key] = grown
-        return a[start : start + count]
-
-    def written(self, key, start, count):
-        """Rows ``start:start + count`` of the buffer ``key`` as last written."""
-        return self._arrays[key][start : start + count]
 
 
 class StudentTMixture:
@@ -249,9 +233,9 @@ class StudentTMixture:
         self.precision = precision
 
     # per-fit working arrays (see _prepare, _set_whitening, _e_step): dropped after fit
-    _WORKING = ("_Xa", "_Xa32", "_xnorm", "_no_rows", "_ws", "_lower", "_primary",
+    _WORKING = ("_Xa", "_Xa32", "_xnorm", "_ws", "_lower", "_primary",
                 "_whitening_aug", "_blocks", "_rows_used",
-                "_row_weight")  # fmt: skip
+                "_row_weight", "_block_start", "_block_rows")  # fmt: skip
     # the record of each whitened row (see mnistnd._tmm_kernels), in whiten_rows' order
     _RECORDS = (("point", np.int64), ("comp", np.int64), ("lp", np.float64),
                 ("maha", np.float64))  # fmt: skip
@@ -286,36 +270,43 @@ class StudentTMixture:
         const = gammaln(0.5 * (df + dim)) - gammaln(0.5 * df) - 0.5 * dim * np.log(df * np.pi)
         return const - logdet_half
 
-    def _whiten(self, k, idx, single, role, skip_primary=False):
-        """Compute the pairs of component ``k`` with the points ``idx`` (``None``: all).
+    def _whiten(self, sel, n_sel, every, single, role, skip_primary=False):
+        """Compute the pairs of each component ``k`` with the points ``sel[k, :n_sel[k]]``.
 
-        One product of the augmented rows ``[x, 1]`` with ``[L_k^{-T}; -(L_k^{-1} m_k)^T]``
-        (float32 when ``single``), appended to the reusable buffer of ``role``
-        (``"primary"``: the heavy precision, float64 unless ``precision="single"``;
-        ``"light"``: float32), by :func:`mnistnd._tmm_kernels.whiten_rows`, which also writes
-        each row's record (point, component, log density, squared distance) and a lower bound
-        on each pair's exact distance. For float32 the bound allows
+        All points where ``every[k]``. One product per component of the augmented rows
+        ``[x, 1]`` with ``[L_k^{-T}; -(L_k^{-1} m_k)^T]`` (float32 when ``single``), appended
+        to the row buffer of ``role`` (``"primary"``: the heavy precision, float64 unless
+        ``precision="single"``; ``"light"``: float32) by one call of
+        :func:`mnistnd._tmm_kernels.whiten_pass`, which also writes each row's record
+        (point, component, log density, squared distance) and a lower bound on each pair's
+        exact distance. For float32 the bound allows
         ``|z_exact - z| <= g (|x| |L^{-1}|_F + |L^{-1} m|)`` with ``g = (D + 3) 2^-24``
         (the standard bound for a dot product of length ``D + 1`` plus the input roundings).
         With ``skip_primary``, pairs computed at the heavy precision keep their values.
         """
-        ws = self._ws
         Xa = self._Xa32 if single else self._Xa
-        rows = Xa.shape[0] if idx is None else idx.size
-        start = self._rows_used[role]
-        dtype = np.float32 if single else np.float64
-        out = ws.rows(role, start, rows, Xa.shape[1] - 1, dtype)
-        rec = [ws.rows((role, name), start, rows, None, t) for name, t in self._RECORDS]
-        gather = ws.dense(("gather", single), (_kernels.BLOCK, Xa.shape[1]), dtype)
-        _kernels.whiten_rows(
-            Xa, self._no_rows if idx is None else idx, idx is None,
-            self._whitening_aug[single][k], out, gather, *rec, k, self._lower[k],
-            self._primary[k], role == "primary", skip_primary, self._const[k], self._half[k],
-            self._inv_df[k], self._xnorm, self._g32 if single else 0.0, self._inv_norm[k],
-            self._off_norm[k],
+        n_comp = self._lower.shape[0]
+        out, rec = self._rows(role, single)
+        gather = self._ws.dense(("gather", single), (_kernels.BLOCK, Xa.shape[1]), out.dtype)
+        start, block_start, block_rows = self._rows_used[role], self._block_start, self._block_rows
+        self._rows_used[role] = _kernels.whiten_pass(
+            Xa, sel, n_sel, every, self._whitening_aug[single], out, start, gather, *rec,
+            self._lower, self._primary, role == "primary", skip_primary, self._const,
+            self._half, self._inv_df, self._xnorm, self._g32 if single else 0.0,
+            self._inv_norm, self._off_norm, block_start, block_rows,
         )  # fmt: skip
-        self._rows_used[role] += rows
-        self._blocks[k].append((role, start, rows))
+        for k in np.flatnonzero(block_rows[:n_comp]):
+            self._blocks[k].append((role, int(block_start[k]), int(block_rows[k])))
+
+    def _rows(self, role, single=None):
+        """Return the row buffer of ``role`` and its records, with room for every pair."""
+        if single is None:
+            single = self.precision == "single" or role == "light"
+        n, cols = self._Xa.shape
+        pairs = n * self._lower.shape[0]
+        out = self._ws.dense(role, (pairs, cols - 1), np.float32 if single else np.float64)
+        rec = [self._ws.dense((role, name), (pairs,), t) for name, t in self._RECORDS]
+        return out, rec
 
     def _prepare(self, Xc, n_comp):
         """Working copies of the centred data and the E-step's arrays (removed after ``fit``)."""
@@ -324,10 +315,11 @@ class StudentTMixture:
         self._Xa32 = self._Xa.astype(np.float32)
         self._xnorm = np.linalg.norm(self._Xa, axis=1)
         self._g32 = (dim + 3) * 2.0**-24 * 1.01  # float32 dot-product error factor
-        self._no_rows = np.empty(0, np.int64)
         self._ws = _Workspace()
         self._lower = np.empty((n_comp, n))  # carried bounds on each pair's distance
         self._primary = np.empty((n_comp, n), bool)  # pair computed at the heavy precision
+        self._block_start = np.empty(n_comp, np.int64)  # rows of each component in a pass
+        self._block_rows = np.empty(n_comp, np.int64)
 
     def _set_whitening(self, loc, chol, weights, df):
         """Set the augmented whitening matrices and log-density terms of every component.
@@ -337,7 +329,8 @@ class StudentTMixture:
         """
         inv = self._whitening(chol)
         offset = np.einsum("kij,kj->ki", inv, loc)
-        aug = np.concatenate([inv.transpose(0, 2, 1), -offset[:, None, :]], axis=1)
+        # C order: the compiled pass takes one (K, D + 1, D) array
+        aug = np.ascontiguousarray(np.concatenate([inv.transpose(0, 2, 1), -offset[:, None, :]], 1))
         self._whitening_aug = {False: aug, True: aug.astype(np.float32)}
         self._inv_norm = np.linalg.norm(inv, axis=(1, 2))
         self._off_norm = np.linalg.norm(offset, axis=1)
@@ -353,8 +346,13 @@ class StudentTMixture:
     def _records(self, role, names):
         """Return the records ``names`` of the rows written so far for ``role``."""
         rows = self._rows_used[role]
-        dtypes = dict(self._RECORDS)
-        return [self._ws.rows((role, name), 0, rows, None, dtypes[name]) for name in names]
+        by_name = dict(zip((name for name, _ in self._RECORDS), self._rows(role)[1], strict=True))
+        return [by_name[name][:rows] for name in names]
+
+    def _written(self, role, start=0, rows=None):
+        """Rows ``start:start + rows`` of the buffer of ``role`` (default: all written)."""
+        rows = self._rows_used[role] - start if rows is None else rows
+        return self._rows(role)[0][start : start + rows]
 
     def _best_per_point(self, roles, top):
         """``top[i]``: the best log density of point ``i`` over the live rows of ``roles``."""
@@ -422,34 +420,27 @@ class StudentTMixture:
         cand = self._ws.dense("cand", (n_comp, n), np.int64)
         n_cand = np.zeros(n_comp, np.int64)
         if cache is None or self._kept_fraction > _DENSE:
-            # first iteration, or most pairs mattered last time: compute every pair, no bounds
-            for k in range(n_comp):
-                self._whiten(k, None, single or tiered, "light" if tiered else "primary")
+            # first iteration, or most pairs mattered last time: compute every pair at the heavy
+            # precision, no bounds (screening in float32 would promote most pairs anyway)
+            self._whiten(cand, n_cand, np.ones(n_comp, bool), single, "primary")
         else:
             chol_old, loc_old, heavy, n_heavy = cache
             shrink = self._shrink(inv, chol_old)
             shift = np.linalg.norm(np.einsum("kij,kj->ki", inv, loc_old - loc), axis=1)
-            for k in range(n_comp):  # last iteration's heavy pairs: still the likely best
-                idx = heavy[k, : n_heavy[k]]
-                if idx.size:
-                    self._whiten(k, None if idx.size > _ALL_ROWS * n else idx, single, "primary")
+            # last iteration's heavy pairs: still the likely best
+            self._whiten(heavy, n_heavy, n_heavy > _ALL_ROWS * n, single, "primary")
             best = np.full(n, -np.inf)  # each point's best pair so far: the heavy rows
             self._best_per_point(("primary",), best)
             _kernels.candidates(
                 self._lower, shrink, shift, best, self._primary, self._const, self._half,
                 self._inv_df, _MARGIN, cand, n_cand,
             )  # fmt: skip
-            for k in range(n_comp):
-                idx = cand[k, : n_cand[k]]
-                if not idx.size:
-                    continue
-                if not tiered:  # candidates straight to the heavy precision
-                    every = idx.size > _ALL_ROWS * n and not self._primary[k].any()
-                    self._whiten(k, None if every else idx, single, "primary")
-                elif idx.size > _ALL_ROWS * n:
-                    self._whiten(k, None, True, "light", skip_primary=True)
-                else:
-                    self._whiten(k, idx, True, "light")
+            every = n_cand > _ALL_ROWS * n
+            if not tiered:  # candidates straight to the heavy precision
+                every &= ~self._primary.any(axis=1)
+                self._whiten(cand, n_cand, every, single, "primary")
+            else:  # (candidates are never primary pairs: skipping those only matters for every)
+                self._whiten(cand, n_cand, every, True, "light", skip_primary=True)
         if tiered:  # float32 values that turn out heavy: recompute in float64
             top = np.full(n, -np.inf)
             self._best_per_point(("primary", "light"), top)
@@ -457,9 +448,7 @@ class StudentTMixture:
                 *self._records("light", ("point", "comp", "lp")), self._primary, top, _HEAVY,
                 cand, n_cand,
             )  # fmt: skip
-            for k in range(n_comp):
-                if n_cand[k]:
-                    self._whiten(k, cand[k, : n_cand[k]], False, "primary")
+            self._whiten(cand, n_cand, np.zeros(n_comp, bool), False, "primary")
         self._row_weight = {role: np.empty(rows) for role, rows in self._rows_used.items()}
         heavy = self._ws.dense("heavy", (n_comp, n), np.int64)
         n_heavy = np.zeros(n_comp, np.int64)
@@ -485,28 +474,25 @@ class StudentTMixture:
         ``L (sum w z z^T - c s^T - s c^T + W c c^T) L^T / W``, the same weighted scatter
         ``sum w (x - m')(x - m')^T / W`` as the library's, without a second pass over ``X``.
         """
-        ws = self._ws
         n_comp, dim = loc_old.shape
         n = self._Xa.shape[0]
         eps10 = 10 * np.finfo(np.float64).eps
         weights = sums[0] / n
         ru_total = sums[1]
         ru_sum = ru_total + eps10
-        roots = {}
-        for role, w in self._row_weight.items():  # rows times sqrt(w): the scatter is Z^T Z
-            if w.any():
-                Z = ws.written(role, 0, w.size)
-                roots[role] = np.empty(w.size, Z.dtype)
-                _kernels.scale_rows(Z, w, roots[role])
         S = np.zeros((n_comp, dim, dim))
         s1 = np.zeros((n_comp, dim))
+        weighed = set()
+        for role, w in self._row_weight.items():  # rows times sqrt(w): the scatter is Z^T Z
+            if w.any():
+                comp = self._records(role, ("comp",))[0]
+                _kernels.weigh_rows(self._written(role), w, comp, s1)
+                weighed.add(role)
         for k in range(n_comp):
             for role, start, rows in self._blocks[k]:
-                if role not in roots:  # no pair of these rows was kept
-                    continue
-                Z = ws.written(role, start, rows)
-                S[k] += Z.T @ Z  # numpy uses a symmetric rank-k update here
-                s1[k] += Z.T @ roots[role][start : start + rows]
+                if role in weighed:  # (else no pair of these rows was kept)
+                    Z = self._written(role, start, rows)
+                    S[k] += Z.T @ Z  # numpy uses a symmetric rank-k update here
         c = s1 / ru_sum[:, None]
         cs = c[:, :, None] * s1[:, None, :]
         scale = (

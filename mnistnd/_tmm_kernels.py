@@ -88,6 +88,38 @@ def whiten_rows(
 
 
 @nb.njit(cache=True, nogil=True)
+def whiten_pass(
+    Xa, sel, n_sel, every, W, out, start, gather, rec_point, rec_comp, rec_lp, rec_maha, lower,
+    primary, mark_primary, skip_primary, const, half, inv_df, xnorm, g32, inv_norm, off_norm,
+    block_start, block_rows,
+):  # fmt: skip
+    """:func:`whiten_rows` for every component, appended to one buffer from row ``start``.
+
+    Component ``k`` computes the points ``sel[k, :n_sel[k]]``, or all points when
+    ``every[k]``; its rows are ``block_start[k]:block_start[k] + block_rows[k]`` of ``out``
+    and of the records. The per-component arguments (``W``, ``lower``, ``primary``, ``const``,
+    ``half``, ``inv_df``, ``inv_norm``, ``off_norm``) are indexed by ``k``. Returns the end of
+    the rows written.
+    """
+    n = Xa.shape[0]
+    pos = start
+    for k in range(W.shape[0]):
+        rows = n if every[k] else n_sel[k]
+        block_start[k], block_rows[k] = pos, rows
+        if rows == 0:
+            continue
+        e = pos + rows
+        whiten_rows(
+            Xa, sel[k, : n_sel[k]], every[k], W[k], out[pos:e], gather, rec_point[pos:e],
+            rec_comp[pos:e], rec_lp[pos:e], rec_maha[pos:e], k, lower[k], primary[k],
+            mark_primary, skip_primary, const[k], half[k], inv_df[k], xnorm, g32, inv_norm[k],
+            off_norm[k],
+        )  # fmt: skip
+        pos = e
+    return pos
+
+
+@nb.njit(cache=True, nogil=True)
 def live_rows(rec_point, rec_comp, primary, heavy_rows):
     """Flag the rows that stand for their pair.
 
@@ -229,11 +261,20 @@ def responsibilities(
     return total_ll / n, kept, np.count_nonzero(p_live) + np.count_nonzero(l_live)
 
 
-@nb.njit(cache=True, nogil=True)
-def scale_rows(Z, w, root):
-    """``root = sqrt(w)`` and every row of ``Z`` times its ``root`` (rows of weight 0 become 0)."""
+@nb.njit(cache=True, nogil=True, fastmath=_FAST)
+def weigh_rows(Z, w, rec_comp, s1):
+    """Prepare the M-step's scatter: ``s1[k] += w z`` and every row ``z`` times ``sqrt(w)``.
+
+    Then ``Z^T Z`` is the weighted scatter of the rows. Rows of weight 0 (not kept,
+    superseded) become 0 and do not touch ``s1``; the sums are in float64 whatever ``Z``'s
+    precision.
+    """
     for r in range(Z.shape[0]):
-        s = math.sqrt(w[r])
-        root[r] = s
+        z = Z[r]
+        if w[r] == 0.0:
+            z[:] = 0.0
+            continue
+        k, wr = rec_comp[r], w[r]
         for c in range(Z.shape[1]):
-            Z[r, c] *= s
+            s1[k, c] += wr * z[c]
+        z *= math.sqrt(wr)

@@ -123,8 +123,9 @@ def test_candidate_bounds_are_lower_bounds():
     exact = m._sq_mahalanobis(Xc, m._loc_c, m.scale_cholesky_)  # float64, shape (n, K)
     m._prepare(Xc, 4)
     m._set_whitening(m._loc_c, m.scale_cholesky_, m.weights_, m.df_)
+    sel, n_sel = np.empty((4, Xc.shape[0]), np.int64), np.zeros(4, np.int64)
     for k in range(4):
-        m._whiten(k, None, True, "light")
+        m._whiten(sel, n_sel, np.arange(4) == k, True, "light")
         point, d32 = m._records("light", ("point", "maha"))
         lo = m._lower[k].copy()
         assert np.array_equal(point, np.arange(Xc.shape[0]))
@@ -132,13 +133,16 @@ def test_candidate_bounds_are_lower_bounds():
         assert np.allclose(d32, exact[:, k], rtol=1e-3)  # float32 values, not garbage
         # a gathered subset in float64, in a given order: records follow the rows
         idx = np.random.default_rng(k).permutation(Xc.shape[0])[:700]
-        m._whiten(k, idx, False, "primary")
+        sel[k, :700], n_sel[k] = idx, 700
+        m._whiten(sel, n_sel, np.zeros(4, bool), False, "primary")
+        n_sel[k] = 0
         point, comp, d64 = m._records("primary", ("point", "comp", "maha"))
         assert np.array_equal(point, idx) and np.all(comp == k)
         assert np.allclose(d64, exact[idx, k], rtol=1e-10)
         assert np.all(m._lower[k, idx] <= np.sqrt(exact[idx, k]))
         assert m._primary[k, idx].all() and m._primary[k].sum() == idx.size
-        Z = m._ws.written("primary", 0, idx.size)
+        Z = m._written("primary")
+        assert Z.shape[0] == idx.size
         assert np.allclose(np.einsum("nd,nd->n", Z, Z), exact[idx, k], rtol=1e-10)
         m._set_whitening(m._loc_c, m.scale_cholesky_, m.weights_, m.df_)  # reset the rows
 
