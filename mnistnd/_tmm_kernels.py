@@ -43,12 +43,13 @@ def whiten_rows(
 ):  # fmt: skip
     """Whitened rows ``z = [x, 1] W`` of component ``k``, with their distances and bounds.
 
-    Rows ``idx`` of ``Xa`` (all rows when ``all_rows``) go to ``out`` in order, and their
-    records (``rec_*``, same length as ``out``) get the point, ``k``, the log density plus
-    log weight and ``|z|^2``; ``lower[i]`` (row ``k`` of the bounds) gets a lower bound on
-    the exact ``|z|``, and ``primary[i]`` is set when ``mark_primary``. With
-    ``skip_primary``, pairs already computed at the heavy precision keep their row (this
-    one is marked superseded). ``g32 > 0``: the products are float32 and the bound allows
+    Rows ``idx`` of ``Xa`` (all rows when ``all_rows``) are whitened block by block into
+    ``out`` (scratch of ``BLOCK`` rows, in cache), and their records (``rec_*``, one per
+    row, in order) get the point, ``k``, the log density plus log weight and ``|z|^2``;
+    ``lower[i]`` (row ``k`` of the bounds) gets a lower bound on the exact ``|z|``, and
+    ``primary[i]`` is set when ``mark_primary``. With ``skip_primary``, pairs already
+    computed at the heavy precision keep their record (this row's is marked superseded).
+    ``g32 > 0``: the products are float32 and the bound allows
     ``|z_exact - z| <= g32 (|x| |W|_F + |offset|)`` and a float32 sum of squares;
     ``g32 == 0``: float64, the bound allows a relative 1e-12.
     """
@@ -57,7 +58,7 @@ def whiten_rows(
     for s in range(0, n_rows, BLOCK):
         e = min(s + BLOCK, n_rows)
         m = e - s
-        dst = out[s:e]
+        dst = out[:m]
         if all_rows:
             np.dot(Xa[s:e], W, dst)
         else:
@@ -93,13 +94,13 @@ def whiten_pass(
     primary, mark_primary, skip_primary, const, half, inv_df, xnorm, g32, inv_norm, off_norm,
     block_start, block_rows,
 ):  # fmt: skip
-    """:func:`whiten_rows` for every component, appended to one buffer from row ``start``.
+    """:func:`whiten_rows` for every component, its records appended from row ``start``.
 
     Component ``k`` computes the points ``sel[k, :n_sel[k]]``, or all points when
-    ``every[k]``; its rows are ``block_start[k]:block_start[k] + block_rows[k]`` of ``out``
-    and of the records. The per-component arguments (``W``, ``lower``, ``primary``, ``const``,
-    ``half``, ``inv_df``, ``inv_norm``, ``off_norm``) are indexed by ``k``. Returns the end of
-    the rows written.
+    ``every[k]``; its records are rows ``block_start[k]:block_start[k] + block_rows[k]``.
+    The per-component arguments (``W``, ``lower``, ``primary``, ``const``, ``half``,
+    ``inv_df``, ``inv_norm``, ``off_norm``) are indexed by ``k``. Returns the end of the
+    records written.
     """
     n = Xa.shape[0]
     pos = start
@@ -110,7 +111,7 @@ def whiten_pass(
             continue
         e = pos + rows
         whiten_rows(
-            Xa, sel[k, : n_sel[k]], every[k], W[k], out[pos:e], gather, rec_point[pos:e],
+            Xa, sel[k, : n_sel[k]], every[k], W[k], out, gather, rec_point[pos:e],
             rec_comp[pos:e], rec_lp[pos:e], rec_maha[pos:e], k, lower[k], primary[k],
             mark_primary, skip_primary, const[k], half[k], inv_df[k], xnorm, g32, inv_norm[k],
             off_norm[k],
@@ -262,19 +263,23 @@ def responsibilities(
 
 
 @nb.njit(cache=True, nogil=True, fastmath=_FAST)
-def weigh_rows(Z, w, rec_comp, s1):
-    """Prepare the M-step's scatter: ``s1[k] += w z`` and every row ``z`` times ``sqrt(w)``.
+def weighted_rows(Xa, rec_point, w, start, rows, loc, Y, count, s1):
+    """Append ``sqrt(w) (x - loc)`` for the records ``start:start + rows`` of weight > 0.
 
-    Then ``Z^T Z`` is the weighted scatter of the rows. Rows of weight 0 (not kept,
-    superseded) become 0 and do not touch ``s1``; the sums are in float64 whatever ``Z``'s
-    precision.
+    Rows go to ``Y`` from row ``count`` (returns the new count), so that ``Y^T Y`` is the
+    weighted scatter about ``loc``; ``s1 += w (x - loc)`` in float64. ``x`` is the row of
+    ``Xa`` of the record's point, without its last (augmented) column.
     """
-    for r in range(Z.shape[0]):
-        z = Z[r]
-        if w[r] == 0.0:
-            z[:] = 0.0
+    dim = loc.shape[0]
+    for r in range(start, start + rows):
+        wr = w[r]
+        if wr == 0.0:  # not kept, or superseded
             continue
-        k, wr = rec_comp[r], w[r]
-        for c in range(Z.shape[1]):
-            s1[k, c] += wr * z[c]
-        z *= math.sqrt(wr)
+        x = Xa[rec_point[r]]
+        root = math.sqrt(wr)
+        for c in range(dim):
+            y = x[c] - loc[c]
+            s1[c] += wr * y
+            Y[count, c] = root * y
+        count += 1
+    return count
