@@ -233,9 +233,9 @@ class StudentTMixture:
         self.precision = precision
 
     # per-fit working arrays (see _prepare, _set_whitening, _e_step): dropped after fit
-    _WORKING = ("_Xa", "_Xa32", "_xnorm", "_ws", "_lower", "_primary",
-                "_whitening_aug", "_blocks", "_rows_used",
-                "_row_weight", "_block_start", "_block_rows")  # fmt: skip
+    _WORKING = ("_Xa", "_Xa32", "_xnorm", "_ws", "_lower", "_primary", "_whitening_aug",
+                "_blocks", "_rows_used", "_row_weight", "_block_start", "_block_rows", "_inv",
+                "_loc", "_iteration")  # fmt: skip
     # the record of each whitened row (see mnistnd._tmm_kernels), in whiten_rows' order
     _RECORDS = (("point", np.int64), ("comp", np.int64), ("lp", np.float64),
                 ("maha", np.float64))  # fmt: skip
@@ -292,7 +292,8 @@ class StudentTMixture:
         gather = self._ws.dense(("gather", single), (_kernels.BLOCK, Xa.shape[1]), dtype)
         start, block_start, block_rows = self._rows_used[role], self._block_start, self._block_rows
         self._rows_used[role] = _kernels.whiten_pass(
-            Xa, sel, n_sel, every, self._whitening_aug[single], out, start, gather, *rec,
+            Xa, sel, n_sel, every, self._whitening_aug[single], self._inv, self._loc, out, start,
+            gather, *rec,
             self._lower, self._primary, role == "primary", skip_primary, self._const,
             self._half, self._inv_df, self._xnorm, self._g32 if single else 0.0,
             self._inv_norm, self._off_norm, block_start, block_rows,
@@ -324,6 +325,7 @@ class StudentTMixture:
         # C order: the compiled pass takes one (K, D + 1, D) array
         aug = np.ascontiguousarray(np.concatenate([inv.transpose(0, 2, 1), -offset[:, None, :]], 1))
         self._whitening_aug = {False: aug, True: aug.astype(np.float32)}
+        self._inv, self._loc = inv, np.ascontiguousarray(loc)  # for the float64 products
         self._inv_norm = np.linalg.norm(inv, axis=(1, 2))
         self._off_norm = np.linalg.norm(offset, axis=1)
         dim = loc.shape[1]
@@ -409,6 +411,9 @@ class StudentTMixture:
         n_comp = loc.shape[0]
         single = self.precision == "single"
         tiered = not single and dim >= _TIER_MIN_DIM
+        self._iteration += 1
+        if cache is not None and self._iteration & (self._iteration - 1) == 0:
+            self._reorder(*cache[2:])  # iterations 2, 4, 8, ...: points sorted by component
         inv = self._set_whitening(loc, chol, weights, df)
         cand = self._ws.dense("cand", (n_comp, n), np.int64)
         n_cand = np.zeros(n_comp, np.int64)
@@ -417,7 +422,7 @@ class StudentTMixture:
             # precision, no bounds (screening in float32 would promote most pairs anyway)
             self._whiten(cand, n_cand, np.ones(n_comp, bool), single, "primary")
         else:
-            chol_old, loc_old, heavy, n_heavy = cache
+            chol_old, loc_old, heavy, n_heavy, _ = cache
             shrink = self._shrink(inv, chol_old)
             shift = np.linalg.norm(np.einsum("kij,kj->ki", inv, loc_old - loc), axis=1)
             # last iteration's heavy pairs: still the likely best
@@ -445,17 +450,35 @@ class StudentTMixture:
         self._row_weight = {role: np.empty(rows) for role, rows in self._rows_used.items()}
         heavy = self._ws.dense("heavy", (n_comp, n), np.int64)
         n_heavy = np.zeros(n_comp, np.int64)
+        best_comp = self._ws.dense("best_comp", (n,), np.int64)
         sums = np.empty((3, n_comp))
         names = ("point", "comp", "lp", "maha")
         bound, kept, computed = _kernels.responsibilities(
             *self._records("primary", names), *self._records("light", names), self._primary,
             df, float(dim), _MARGIN, _HEAVY, self._row_weight["primary"],
-            self._row_weight["light"], heavy, n_heavy, sums,
+            self._row_weight["light"], heavy, n_heavy, sums, best_comp,
         )  # fmt: skip
         self._kept_fraction = kept / (n_comp * n)
         self._exact_fraction.append(computed / (n_comp * n))
         self._double_fraction.append(0.0 if single else float(self._primary.mean()))
-        return sums, bound, (chol, loc, heavy, n_heavy)
+        return sums, bound, (chol, loc, heavy, n_heavy, best_comp)
+
+    def _reorder(self, heavy, n_heavy, best_comp):
+        """Renumber the points by their most probable component (stable), in place.
+
+        A component's pairs then mostly read consecutive rows of the data instead of rows
+        all over it (the gathers of the E- and M-steps are bound by memory, not by
+        arithmetic). Reorders the data and every per-point array carried to the next
+        iteration (distance bounds, the lists of heavy pairs); the fit is the same up to
+        the order of its sums.
+        """
+        order = np.argsort(best_comp, kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(order.size)
+        self._Xa, self._Xa32 = self._Xa[order], self._Xa32[order]
+        self._xnorm, self._lower = self._xnorm[order], self._lower[:, order]
+        for k in range(heavy.shape[0]):
+            heavy[k, : n_heavy[k]] = np.sort(rank[heavy[k, : n_heavy[k]]])
 
     def _m_step(self, sums, loc_old):
         """Weights, locations, scales and their Cholesky factors from the E-step's weights.
@@ -475,19 +498,18 @@ class StudentTMixture:
         weights = sums[0] / n
         ru_total = sums[1]
         ru_sum = ru_total + eps10
-        single = self.precision == "single"
-        Xa = self._Xa32 if single else self._Xa
-        Y = self._ws.dense(("weighted", single), (n, dim), Xa.dtype)
+        Y = self._ws.dense("weighted", (n, dim), np.float64)
         points = {role: self._records(role, ("point",))[0] for role in self._row_weight}
         scale = np.empty((n_comp, dim, dim))
         s1 = np.zeros((n_comp, dim))
         for k in range(n_comp):  # a point has at most one kept row per component: <= n rows
             count = 0
-            for role, start, rows in self._blocks[k]:
-                count = _kernels.weighted_rows(
-                    Xa, points[role], self._row_weight[role], start, rows,
-                    loc_old[k].astype(Xa.dtype), Y, count, s1[k],
-                )  # fmt: skip
+            for role, w in self._row_weight.items():
+                blocks = np.array([b[1:] for b in self._blocks[k] if b[0] == role], np.int64)
+                if blocks.size and w.any():
+                    count = _kernels.weighted_rows(
+                        self._Xa, points[role], w, blocks, loc_old[k], Y, count, s1[k]
+                    )
             scale[k] = Y[:count].T @ Y[:count]  # numpy uses a symmetric rank-k update here
         c = s1 / ru_sum[:, None]
         loc = loc_old + c
@@ -518,6 +540,7 @@ class StudentTMixture:
         lower, bound, cache = -np.inf, -np.inf, None
         # per iteration: share of (point, component) pairs computed, and computed in float64
         self._exact_fraction, self._double_fraction = [], []
+        self._iteration = 0
         for n_iter in range(1, self.max_iter + 1):
             bound, state, cache = self._em_step(state, cache)
             if abs(bound - lower) < self.tol:

@@ -4,27 +4,63 @@ Each function makes one pass over data that numpy would need several passes (and
 arrays) for: gathering rows, the matrix product and the row norms happen on one block of rows
 while it is in cache; the per-pair bookkeeping of the E-step (bounds, candidates,
 responsibilities, the M-step's and degrees-of-freedom sums) is one loop over the pairs.
-The matrix products stay with BLAS (``np.dot`` inside numba calls it).
+The matrix products stay with BLAS: ``np.dot`` inside numba, and the triangular product of
+scipy's BLAS (:mod:`scipy.linalg.cython_blas`, the library numba's ``np.dot`` calls too),
+reached by symbol name so that numba can cache the functions that call it (a ctypes pointer
+would make them uncachable: recompiled in every process). The M-step's rank-k updates are
+numpy's (its OpenBLAS ``dsyrk`` ran 10-15 % faster here than scipy's on these shapes).
 
-Each computed (point, component) pair owns one row of a buffer of whitened rows; the buffer's
-records ``point`` (-1: row superseded), ``comp``, ``lp`` (log density plus log weight) and
-``maha`` (squared distance) describe it. The (K, n) arrays are the carried distance bounds
-``lower`` and the flags ``primary`` (pair computed at the heavy precision this iteration).
+Each computed (point, component) pair has a record: ``point`` (-1: superseded), ``comp``,
+``lp`` (log density plus log weight) and ``maha`` (squared distance). The (K, n) arrays are
+the carried distance bounds ``lower`` and the flags ``primary`` (pair computed at the heavy
+precision this iteration).
 """
 
 from __future__ import annotations
 
 import math
+import sys
 
+import llvmlite.binding as llvm
 import numba as nb
 import numpy as np
+from numba import types
+from numba.extending import get_cython_function_address
 
 # Rows per block: the gathered rows and their whitened copy (2 x 256 x 65 doubles) stay in L2.
 BLOCK = 256
 
 
+def _blas(name, n_args):
+    """Return scipy's Fortran BLAS routine ``name`` (all arguments pointers) for numba."""
+    symbol = f"mnistnd_{name}"
+    llvm.add_symbol(symbol, get_cython_function_address("scipy.linalg.cython_blas", name))
+    return types.ExternalFunction(symbol, types.void(*([types.voidptr] * n_args)))
+
+
+_dtrmm = _blas("dtrmm", 11)
+# Fortran character arguments
+_L, _N, _T, _U = (np.array([ord(c)], np.uint8) for c in "LNTU")  # fmt: skip
+
+
+@nb.njit(cache=True, nogil=True)
+def _whiten_in_place(inv, Y, rows):
+    """``Y[r] = inv @ Y[r]`` for the first ``rows`` rows (``inv`` lower triangular, C order).
+
+    In Fortran order ``Y[:rows]`` is the (D, rows) matrix ``B`` and ``inv`` the upper
+    triangular ``inv^T``: ``B := op(A) B`` with ``op`` the transpose (``dtrmm``, D^2 flops
+    per row, half of a general product's).
+    """
+    size = np.array([Y.shape[1], rows], np.int32)
+    one = np.ones(1)
+    _dtrmm(_L.ctypes, _U.ctypes, _T.ctypes, _N.ctypes, size[0:].ctypes, size[1:].ctypes,
+           one.ctypes, inv.ctypes, size[0:].ctypes, Y.ctypes, size[0:].ctypes)  # fmt: skip
+
+
 # fast-math without "ninf"/"nnan" (a margin may be inf): reassociation lets sums vectorise
 _FAST = {"arcp", "contract", "nsz", "reassoc"}
+_LN2 = math.log(2.0)
+_HIGH_WORD = int(sys.byteorder == "little")  # index of a float64's high 32 bits in a view
 
 
 @nb.njit(cache=True, nogil=True, fastmath=_FAST)
@@ -38,10 +74,16 @@ def _sum_squares(z):
 
 @nb.njit(cache=True, nogil=True)
 def whiten_rows(
-    Xa, idx, all_rows, W, out, gather, rec_point, rec_comp, rec_lp, rec_maha, k, lower,
-    primary, mark_primary, skip_primary, const, half, inv_df, xnorm, g32, inv_norm, off_norm,
+    Xa, idx, all_rows, W, inv, loc, out, gather, rec_point, rec_comp, rec_lp, rec_maha, k,
+    lower, primary, mark_primary, skip_primary, const, half, inv_df, xnorm, g32, inv_norm,
+    off_norm,
 ):  # fmt: skip
-    """Whitened rows ``z = [x, 1] W`` of component ``k``, with their distances and bounds.
+    """Whitened rows ``z = L^{-1} (x - m)`` of component ``k``, with distances and bounds.
+
+    In float64 (``g32 == 0``) the rows ``x - m`` are gathered and multiplied in place by
+    the triangular ``inv = L^{-1}``; in float32 one general product ``[x, 1] W`` with the
+    augmented ``W = [L^{-T}; -(L^{-1} m)^T]`` (float32 BLAS has no gain from the triangle
+    here, and the float32 rounding bound below is for that product).
 
     Rows ``idx`` of ``Xa`` (all rows when ``all_rows``) are whitened block by block into
     ``out`` (scratch of ``BLOCK`` rows, in cache), and their records (``rec_*``, one per
@@ -59,7 +101,13 @@ def whiten_rows(
         e = min(s + BLOCK, n_rows)
         m = e - s
         dst = out[:m]
-        if all_rows:
+        if g32 == 0.0:
+            for j in range(m):
+                row = s + j if all_rows else idx[s + j]
+                for c in range(cols - 1):
+                    dst[j, c] = Xa[row, c] - loc[c]
+            _whiten_in_place(inv, out, m)
+        elif all_rows:
             np.dot(Xa[s:e], W, dst)
         else:
             for j in range(m):
@@ -90,16 +138,16 @@ def whiten_rows(
 
 @nb.njit(cache=True, nogil=True)
 def whiten_pass(
-    Xa, sel, n_sel, every, W, out, start, gather, rec_point, rec_comp, rec_lp, rec_maha, lower,
-    primary, mark_primary, skip_primary, const, half, inv_df, xnorm, g32, inv_norm, off_norm,
-    block_start, block_rows,
+    Xa, sel, n_sel, every, W, inv, loc, out, start, gather, rec_point, rec_comp, rec_lp,
+    rec_maha, lower, primary, mark_primary, skip_primary, const, half, inv_df, xnorm, g32,
+    inv_norm, off_norm, block_start, block_rows,
 ):  # fmt: skip
     """:func:`whiten_rows` for every component, its records appended from row ``start``.
 
     Component ``k`` computes the points ``sel[k, :n_sel[k]]``, or all points when
     ``every[k]``; its records are rows ``block_start[k]:block_start[k] + block_rows[k]``.
-    The per-component arguments (``W``, ``lower``, ``primary``, ``const``, ``half``,
-    ``inv_df``, ``inv_norm``, ``off_norm``) are indexed by ``k``. Returns the end of the
+    The per-component arguments (``W``, ``inv``, ``loc``, ``lower``, ``primary``, ``const``,
+    ``half``, ``inv_df``, ``inv_norm``, ``off_norm``) are indexed by ``k``. Returns the end of the
     records written.
     """
     n = Xa.shape[0]
@@ -111,7 +159,7 @@ def whiten_pass(
             continue
         e = pos + rows
         whiten_rows(
-            Xa, sel[k, : n_sel[k]], every[k], W[k], out, gather, rec_point[pos:e],
+            Xa, sel[k, : n_sel[k]], every[k], W[k], inv[k], loc[k], out, gather, rec_point[pos:e],
             rec_comp[pos:e], rec_lp[pos:e], rec_maha[pos:e], k, lower[k], primary[k],
             mark_primary, skip_primary, const[k], half[k], inv_df[k], xnorm, g32, inv_norm[k],
             off_norm[k],
@@ -143,14 +191,18 @@ def best_per_point(rec_point, rec_lp, live, top):
 
 
 @nb.njit(cache=True, nogil=True, fastmath=_FAST)
-def _screen(lower, primary, best, const, half, inv_df, shrink, shift, margin, mask):
-    # branch-free, so that it vectorises; log(1 + q) >= 2q / (2 + q), so a pair this rejects
-    # is negligible (the exact test on the survivors is in candidates)
+def _screen(lower, primary, best, const, half, inv_df, shrink, shift, margin, mask, y, y_bits):
+    # branch-free, so that the loops vectorise (a log per pair would not: no vector log here)
     for i in range(lower.shape[0]):
         lo = max(lower[i] * shrink - shift, 0.0)
         lower[i] = lower[i] if primary[i] else lo
-        q = lo * lo * inv_df
-        mask[i] = (const - half * (2.0 * q / (2.0 + q)) >= best[i] - margin) & ~primary[i]
+        y[i] = 1.0 + lo * lo * inv_df
+    # log2(y) >= hi 2^-20 - 1023 with hi the high 32 bits of y (exponent and leading mantissa
+    # bits: log2(1 + m) >= m on [0, 1), truncation only lowers it; at most 0.087 low), so a
+    # pair this rejects is negligible; the exact test on the survivors is in candidates
+    for i in range(lower.shape[0]):
+        log_y = (np.float64(y_bits[2 * i + _HIGH_WORD]) * 2.0**-20 - 1023.0) * _LN2
+        mask[i] = (const - half * log_y >= best[i] - margin) & ~primary[i]
 
 
 @nb.njit(cache=True, nogil=True)
@@ -164,9 +216,11 @@ def candidates(lower, shrink, shift, best, primary, const, half, inv_df, margin,
     """
     n_comp, n = lower.shape
     mask = np.empty(n, np.bool_)
+    y = np.empty(n)
+    y_bits = y.view(np.uint32)  # the high word of y[i] is y_bits[2 i + _HIGH_WORD]
     for k in range(n_comp):
         c, h, v = const[k], half[k], inv_df[k]
-        _screen(lower[k], primary[k], best, c, h, v, shrink[k], shift[k], margin, mask)
+        _screen(lower[k], primary[k], best, c, h, v, shrink[k], shift[k], margin, mask, y, y_bits)
         count = 0
         for i in range(n):
             if mask[i] and c - h * math.log(1.0 + lower[k, i] ** 2 * v) >= best[i] - margin:
@@ -201,7 +255,7 @@ def _accumulate(rec_point, rec_lp, live, top, margin, total):
 @nb.njit(cache=True, nogil=True)
 def _weigh(
     rec_point, rec_comp, rec_lp, rec_maha, live, top, total, df, dim, margin, heavy_gap,
-    w, heavy, n_heavy, sums,
+    w, heavy, n_heavy, sums, best_comp,
 ):  # fmt: skip
     kept = 0
     for r in range(rec_point.shape[0]):
@@ -210,6 +264,8 @@ def _weigh(
             continue
         i, k = rec_point[r], rec_comp[r]
         gap = rec_lp[r] - top[i]
+        if gap == 0.0:
+            best_comp[i] = k
         if gap >= -heavy_gap:
             heavy[k, n_heavy[k]] = i
             n_heavy[k] += 1
@@ -229,7 +285,7 @@ def _weigh(
 @nb.njit(cache=True, nogil=True)
 def responsibilities(
     p_point, p_comp, p_lp, p_maha, l_point, l_comp, l_lp, l_maha, primary, df, dim, margin,
-    heavy_gap, w_primary, w_light, heavy, n_heavy, sums,
+    heavy_gap, w_primary, w_light, heavy, n_heavy, sums, best_comp,
 ):  # fmt: skip
     """Responsibilities and expected precisions of the computed pairs, and EM's sums of them.
 
@@ -238,8 +294,9 @@ def responsibilities(
     below its point's best gets responsibility 0. Writes each row's M-step weight ``r u``
     (0 for rows not kept) into ``w_primary`` / ``w_light``, the pairs within ``heavy_gap``
     of their best into ``heavy[k, :n_heavy[k]]`` and, per component, ``sums[0] = sum r``,
-    ``sums[1] = sum r u``, ``sums[2] = sum r (log u - u)``. Returns the mean
-    log-likelihood and the numbers of kept and of computed pairs.
+    ``sums[1] = sum r u``, ``sums[2] = sum r (log u - u)``, and each point's most probable
+    component into ``best_comp``. Returns the mean log-likelihood and the numbers of kept
+    and of computed pairs.
     """
     n = primary.shape[1]
     sums[:] = 0.0
@@ -253,9 +310,9 @@ def responsibilities(
     _accumulate(p_point, p_lp, p_live, top, margin, total)
     _accumulate(l_point, l_lp, l_live, top, margin, total)
     kept = _weigh(p_point, p_comp, p_lp, p_maha, p_live, top, total, df, dim, margin,
-                  heavy_gap, w_primary, heavy, n_heavy, sums)  # fmt: skip
+                  heavy_gap, w_primary, heavy, n_heavy, sums, best_comp)  # fmt: skip
     kept += _weigh(l_point, l_comp, l_lp, l_maha, l_live, top, total, df, dim, margin,
-                   heavy_gap, w_light, heavy, n_heavy, sums)  # fmt: skip
+                   heavy_gap, w_light, heavy, n_heavy, sums, best_comp)  # fmt: skip
     total_ll = 0.0
     for i in range(n):
         total_ll += math.log(total[i]) + top[i]
@@ -263,23 +320,25 @@ def responsibilities(
 
 
 @nb.njit(cache=True, nogil=True, fastmath=_FAST)
-def weighted_rows(Xa, rec_point, w, start, rows, loc, Y, count, s1):
-    """Append ``sqrt(w) (x - loc)`` for the records ``start:start + rows`` of weight > 0.
+def weighted_rows(Xa, rec_point, w, blocks, loc, Y, count, s1):
+    """Append ``sqrt(w) (x - loc)`` for the records in ``blocks`` of weight > 0.
 
-    Rows go to ``Y`` from row ``count`` (returns the new count), so that ``Y^T Y`` is the
-    weighted scatter about ``loc``; ``s1 += w (x - loc)`` in float64. ``x`` is the row of
-    ``Xa`` of the record's point, without its last (augmented) column.
+    ``blocks`` holds (start, rows) ranges of records of one component. Rows go to ``Y``
+    from row ``count`` (returns the new count), so that ``Y^T Y`` is the weighted scatter
+    about ``loc``; ``s1 += w (x - loc)`` in float64. ``x`` is the row of ``Xa`` of the
+    record's point, without its last (augmented) column.
     """
     dim = loc.shape[0]
-    for r in range(start, start + rows):
-        wr = w[r]
-        if wr == 0.0:  # not kept, or superseded
-            continue
-        x = Xa[rec_point[r]]
-        root = math.sqrt(wr)
-        for c in range(dim):
-            y = x[c] - loc[c]
-            s1[c] += wr * y
-            Y[count, c] = root * y
-        count += 1
+    for b in range(blocks.shape[0]):
+        for r in range(blocks[b, 0], blocks[b, 0] + blocks[b, 1]):
+            wr = w[r]
+            if wr == 0.0:  # not kept, or superseded
+                continue
+            x = Xa[rec_point[r]]
+            root = math.sqrt(wr)
+            for c in range(dim):
+                y = x[c] - loc[c]
+                s1[c] += wr * y
+                Y[count, c] = root * y
+            count += 1
     return count

@@ -185,9 +185,11 @@ def test_compiled_pair_loops_match_numpy():
     w_p, w_l = np.empty(rec_p[0].size), np.empty(rec_l[0].size)
     heavy = np.empty((n_comp, n), np.int64)
     n_heavy, sums = np.zeros(n_comp, np.int64), np.empty((3, n_comp))
+    best_comp = np.full(n, -1)
     bound, kept, n_computed = kernels.responsibilities(
-        *rec_p, *rec_l, primary, df, dim, margin, heavy_gap, w_p, w_l, heavy, n_heavy, sums
-    )
+        *rec_p, *rec_l, primary, df, dim, margin, heavy_gap, w_p, w_l, heavy, n_heavy, sums,
+        best_comp,
+    )  # fmt: skip
     top = lp.max(axis=0)
     gap = lp - top
     keep = computed & (gap >= -margin)
@@ -197,6 +199,7 @@ def test_compiled_pair_loops_match_numpy():
     u = np.where(keep, (df[:, None] + dim) / (df[:, None] + maha), 0.0)
     assert bound == pytest.approx(np.mean(np.log(total) + top), rel=1e-13)
     assert (kept, n_computed) == (keep.sum(), computed.sum())
+    assert np.array_equal(best_comp, np.argmax(lp, axis=0))
     assert np.allclose(sums[0], r.sum(axis=1), rtol=1e-12)
     assert np.allclose(sums[1], (r * u).sum(axis=1), rtol=1e-12)
     dfterm = np.where(keep, r * (np.log(np.where(keep, u, 1.0)) - u), 0.0).sum(axis=1)
