@@ -233,9 +233,8 @@ class StudentTMixture:
         self.precision = precision
 
     # per-fit working arrays (see _prepare, _set_whitening, _e_step): dropped after fit
-    _WORKING = ("_Xa", "_Xa32", "_xnorm", "_ws", "_lower", "_primary", "_whitening_aug",
-                "_blocks", "_rows_used", "_row_weight", "_block_start", "_block_rows", "_inv",
-                "_loc", "_iteration")  # fmt: skip
+    _WORKING = ("_X", "_ws", "_lower", "_primary", "_blocks", "_rows_used", "_row_weight",
+                "_block_start", "_block_rows", "_inv", "_inv32", "_loc", "_iteration")  # fmt: skip
     # the record of each whitened row (see mnistnd._tmm_kernels), in whiten_rows' order
     _RECORDS = (("point", np.int64), ("comp", np.int64), ("lp", np.float64),
                 ("maha", np.float64))  # fmt: skip
@@ -273,30 +272,25 @@ class StudentTMixture:
     def _whiten(self, sel, n_sel, every, single, role, skip_primary=False):
         """Compute the pairs of each component ``k`` with the points ``sel[k, :n_sel[k]]``.
 
-        All points where ``every[k]``. One product per component of the augmented rows
-        ``[x, 1]`` with ``[L_k^{-T}; -(L_k^{-1} m_k)^T]`` (float32 when ``single``), appended
-        to the row buffer of ``role`` (``"primary"``: the heavy precision, float64 unless
-        ``precision="single"``; ``"light"``: float32) by one call of
-        :func:`mnistnd._tmm_kernels.whiten_pass`, which also writes each row's record
-        (point, component, log density, squared distance) and a lower bound on each pair's
-        exact distance. For float32 the bound allows
-        ``|z_exact - z| <= g (|x| |L^{-1}|_F + |L^{-1} m|)`` with ``g = (D + 3) 2^-24``
-        (the standard bound for a dot product of length ``D + 1`` plus the input roundings).
-        With ``skip_primary``, pairs computed at the heavy precision keep their values.
+        All points where ``every[k]``. One triangular product per block of gathered rows
+        ``x - m_k`` with ``L_k^{-1}`` (float32 when ``single``), by one call of
+        :func:`mnistnd._tmm_kernels.whiten_pass`, which appends each row's record to those
+        of ``role`` (``"primary"``: the heavy precision, float64 unless
+        ``precision="single"``; ``"light"``: float32): point, component, log density,
+        squared distance; and sets a lower bound on each pair's exact distance (for float32
+        allowing ``|z_exact - z| <= g |L^{-1}|_F |x - m|``, ``g = (D + 3) 2^-24``). With
+        ``skip_primary``, pairs computed at the heavy precision keep their values.
         """
-        Xa = self._Xa32 if single else self._Xa
-        n_comp = self._lower.shape[0]
+        n_comp, dim = self._loc.shape
         dtype = np.float32 if single else np.float64
         rec = self._records(role, None)
-        out = self._ws.dense(("block", single), (_kernels.BLOCK, Xa.shape[1] - 1), dtype)
-        gather = self._ws.dense(("gather", single), (_kernels.BLOCK, Xa.shape[1]), dtype)
+        out = self._ws.dense(("block", single), (_kernels.BLOCK, dim), dtype)
         start, block_start, block_rows = self._rows_used[role], self._block_start, self._block_rows
         self._rows_used[role] = _kernels.whiten_pass(
-            Xa, sel, n_sel, every, self._whitening_aug[single], self._inv, self._loc, out, start,
-            gather, *rec,
-            self._lower, self._primary, role == "primary", skip_primary, self._const,
-            self._half, self._inv_df, self._xnorm, self._g32 if single else 0.0,
-            self._inv_norm, self._off_norm, block_start, block_rows,
+            self._X, sel, n_sel, every, self._inv32 if single else self._inv, self._loc, out,
+            start, *rec, self._lower, self._primary, role == "primary", skip_primary,
+            self._const, self._half, self._inv_df, self._g32 if single else 0.0,
+            self._inv_norm, block_start, block_rows,
         )  # fmt: skip
         for k in np.flatnonzero(block_rows[:n_comp]):
             self._blocks[k].append((role, int(block_start[k]), int(block_rows[k])))
@@ -304,9 +298,7 @@ class StudentTMixture:
     def _prepare(self, Xc, n_comp):
         """Working copies of the centred data and the E-step's arrays (removed after ``fit``)."""
         n, dim = Xc.shape
-        self._Xa = np.hstack([Xc, np.ones((n, 1))])  # [x, 1]: the offset joins the product
-        self._Xa32 = self._Xa.astype(np.float32)
-        self._xnorm = np.linalg.norm(self._Xa, axis=1)
+        self._X = np.ascontiguousarray(Xc)
         self._g32 = (dim + 3) * 2.0**-24 * 1.01  # float32 dot-product error factor
         self._ws = _Workspace()
         self._lower = np.empty((n_comp, n))  # carried bounds on each pair's distance
@@ -315,19 +307,14 @@ class StudentTMixture:
         self._block_rows = np.empty(n_comp, np.int64)
 
     def _set_whitening(self, loc, chol, weights, df):
-        """Set the augmented whitening matrices and log-density terms of every component.
+        """Set the whitening matrices and log-density terms of every component.
 
         Resets the E-step's rows (nothing computed) and returns the inverse Cholesky
         factors (K, D, D).
         """
         inv = self._whitening(chol)
-        offset = np.einsum("kij,kj->ki", inv, loc)
-        # C order: the compiled pass takes one (K, D + 1, D) array
-        aug = np.ascontiguousarray(np.concatenate([inv.transpose(0, 2, 1), -offset[:, None, :]], 1))
-        self._whitening_aug = {False: aug, True: aug.astype(np.float32)}
-        self._inv, self._loc = inv, np.ascontiguousarray(loc)  # for the float64 products
+        self._inv, self._inv32, self._loc = inv, inv.astype(np.float32), np.ascontiguousarray(loc)
         self._inv_norm = np.linalg.norm(inv, axis=(1, 2))
-        self._off_norm = np.linalg.norm(offset, axis=1)
         dim = loc.shape[1]
         self._const = self._log_const(chol, df, dim) + np.log(np.clip(weights, 1e-12, None))
         self._half = 0.5 * (df + dim)
@@ -406,8 +393,7 @@ class StudentTMixture:
         is left at its whitened row for :meth:`_m_step`, which needs no other pass over the
         data.
         """
-        n, dim = self._Xa.shape
-        dim -= 1  # the augmented column
+        n, dim = self._X.shape
         n_comp = loc.shape[0]
         single = self.precision == "single"
         tiered = not single and dim >= _TIER_MIN_DIM
@@ -475,8 +461,7 @@ class StudentTMixture:
         order = np.argsort(best_comp, kind="stable")
         rank = np.empty_like(order)
         rank[order] = np.arange(order.size)
-        self._Xa, self._Xa32 = self._Xa[order], self._Xa32[order]
-        self._xnorm, self._lower = self._xnorm[order], self._lower[:, order]
+        self._X, self._lower = self._X[order], self._lower[:, order]
         for k in range(heavy.shape[0]):
             heavy[k, : n_heavy[k]] = np.sort(rank[heavy[k, : n_heavy[k]]])
 
@@ -493,7 +478,7 @@ class StudentTMixture:
         writes and reads back ~7 MB per iteration at 10,000 x 64: measured slower.)
         """
         n_comp, dim = loc_old.shape
-        n = self._Xa.shape[0]
+        n = self._X.shape[0]
         eps10 = 10 * np.finfo(np.float64).eps
         weights = sums[0] / n
         ru_total = sums[1]
@@ -502,14 +487,16 @@ class StudentTMixture:
         points = {role: self._records(role, ("point",))[0] for role in self._row_weight}
         scale = np.empty((n_comp, dim, dim))
         s1 = np.zeros((n_comp, dim))
+        kept = [role for role, w in self._row_weight.items() if w.any()]
         for k in range(n_comp):  # a point has at most one kept row per component: <= n rows
             count = 0
-            for role, w in self._row_weight.items():
+            for role in kept:
                 blocks = np.array([b[1:] for b in self._blocks[k] if b[0] == role], np.int64)
-                if blocks.size and w.any():
+                if blocks.size:
                     count = _kernels.weighted_rows(
-                        self._Xa, points[role], w, blocks, loc_old[k], Y, count, s1[k]
-                    )
+                        self._X, points[role], self._row_weight[role], blocks, loc_old[k], Y,
+                        count, s1[k],
+                    )  # fmt: skip
             scale[k] = Y[:count].T @ Y[:count]  # numpy uses a symmetric rank-k update here
         c = s1 / ru_sum[:, None]
         loc = loc_old + c

@@ -39,6 +39,7 @@ def _blas(name, n_args):
 
 
 _dtrmm = _blas("dtrmm", 11)
+_strmm = _blas("strmm", 11)
 # Fortran character arguments
 _L, _N, _T, _U = (np.array([ord(c)], np.uint8) for c in "LNTU")  # fmt: skip
 
@@ -48,13 +49,17 @@ def _whiten_in_place(inv, Y, rows):
     """``Y[r] = inv @ Y[r]`` for the first ``rows`` rows (``inv`` lower triangular, C order).
 
     In Fortran order ``Y[:rows]`` is the (D, rows) matrix ``B`` and ``inv`` the upper
-    triangular ``inv^T``: ``B := op(A) B`` with ``op`` the transpose (``dtrmm``, D^2 flops
-    per row, half of a general product's).
+    triangular ``inv^T``: ``B := op(A) B`` with ``op`` the transpose (``?trmm``, D^2 flops
+    per row, half of a general product's). ``inv`` and ``Y`` are both float64 or both
+    float32.
     """
     size = np.array([Y.shape[1], rows], np.int32)
-    one = np.ones(1)
-    _dtrmm(_L.ctypes, _U.ctypes, _T.ctypes, _N.ctypes, size[0:].ctypes, size[1:].ctypes,
-           one.ctypes, inv.ctypes, size[0:].ctypes, Y.ctypes, size[0:].ctypes)  # fmt: skip
+    one = np.ones(1, Y.dtype)
+    args = (_L.ctypes, _U.ctypes, _T.ctypes, _N.ctypes, size[0:].ctypes, size[1:].ctypes)
+    if Y.itemsize == 4:  # float32
+        _strmm(*args, one.ctypes, inv.ctypes, size[0:].ctypes, Y.ctypes, size[0:].ctypes)
+    else:
+        _dtrmm(*args, one.ctypes, inv.ctypes, size[0:].ctypes, Y.ctypes, size[0:].ctypes)
 
 
 # fast-math without "ninf"/"nnan" (a margin may be inf): reassociation lets sums vectorise
@@ -74,57 +79,50 @@ def _sum_squares(z):
 
 @nb.njit(cache=True, nogil=True)
 def whiten_rows(
-    Xa, idx, all_rows, W, inv, loc, out, gather, rec_point, rec_comp, rec_lp, rec_maha, k,
-    lower, primary, mark_primary, skip_primary, const, half, inv_df, xnorm, g32, inv_norm,
-    off_norm,
+    X, idx, all_rows, inv, loc, out, rec_point, rec_comp, rec_lp, rec_maha, k, lower, primary,
+    mark_primary, skip_primary, const, half, inv_df, g32, inv_norm,
 ):  # fmt: skip
     """Whitened rows ``z = L^{-1} (x - m)`` of component ``k``, with distances and bounds.
 
-    In float64 (``g32 == 0``) the rows ``x - m`` are gathered and multiplied in place by
-    the triangular ``inv = L^{-1}``; in float32 one general product ``[x, 1] W`` with the
-    augmented ``W = [L^{-T}; -(L^{-1} m)^T]`` (float32 BLAS has no gain from the triangle
-    here, and the float32 rounding bound below is for that product).
+    Rows ``idx`` of ``X`` (all rows when ``all_rows``) are gathered block by block as
+    ``x - m`` (computed in float64, stored in ``out``'s precision; ``out`` is scratch of
+    ``BLOCK`` rows, in cache) and multiplied in place by the triangular ``inv = L^{-1}``
+    (same precision as ``out``). Their records (``rec_*``, one per row, in order) get the
+    point, ``k``, the log density plus log weight and ``|z|^2``; ``lower[i]`` (row ``k``
+    of the bounds) gets a lower bound on the exact ``|z|``, and ``primary[i]`` is set when
+    ``mark_primary``. With ``skip_primary``, pairs already computed at the heavy precision
+    keep their record (this row's is marked superseded).
 
-    Rows ``idx`` of ``Xa`` (all rows when ``all_rows``) are whitened block by block into
-    ``out`` (scratch of ``BLOCK`` rows, in cache), and their records (``rec_*``, one per
-    row, in order) get the point, ``k``, the log density plus log weight and ``|z|^2``;
-    ``lower[i]`` (row ``k`` of the bounds) gets a lower bound on the exact ``|z|``, and
-    ``primary[i]`` is set when ``mark_primary``. With ``skip_primary``, pairs already
-    computed at the heavy precision keep their record (this row's is marked superseded).
-    ``g32 > 0``: the products are float32 and the bound allows
-    ``|z_exact - z| <= g32 (|x| |W|_F + |offset|)`` and a float32 sum of squares;
-    ``g32 == 0``: float64, the bound allows a relative 1e-12.
+    ``g32 > 0``: float32, and the bound allows ``|z_exact - z| <= g32 |L^{-1}|_F |x - m|``
+    (``inv_norm = |L^{-1}|_F``) and a float32 sum of squares: with ``u = 2^-24``, rounding
+    ``x - m`` and ``L^{-1}`` to float32 costs ``u`` each and a triangular dot product of
+    length ``<= D`` at most ``D u / (1 - D u)``, each times ``|L^{-1}|_F |x - m|``, so
+    ``g32 = (D + 3) u`` (with 1 % to spare) covers them. ``g32 == 0``: float64, the bound
+    allows a relative 1e-12.
     """
-    n_rows = Xa.shape[0] if all_rows else idx.shape[0]
-    cols = Xa.shape[1]
+    n_rows = X.shape[0] if all_rows else idx.shape[0]
+    dim = X.shape[1]
     for s in range(0, n_rows, BLOCK):
         e = min(s + BLOCK, n_rows)
         m = e - s
-        dst = out[:m]
-        if g32 == 0.0:
-            for j in range(m):
-                row = s + j if all_rows else idx[s + j]
-                for c in range(cols - 1):
-                    dst[j, c] = Xa[row, c] - loc[c]
-            _whiten_in_place(inv, out, m)
-        elif all_rows:
-            np.dot(Xa[s:e], W, dst)
-        else:
-            for j in range(m):
-                row = idx[s + j]
-                for c in range(cols):
-                    gather[j, c] = Xa[row, c]
-            np.dot(gather[:m], W, dst)
+        for j in range(m):
+            row = s + j if all_rows else idx[s + j]
+            for c in range(dim):
+                out[j, c] = X[row, c] - loc[c]
+        _whiten_in_place(inv, out, m)
         for j in range(m):
             i = s + j if all_rows else idx[s + j]
             r = s + j
             if skip_primary and primary[i]:
                 rec_point[r] = -1
                 continue
-            d = np.float64(_sum_squares(dst[j]))
+            d = np.float64(_sum_squares(out[j]))
             root = math.sqrt(d)
             if g32 > 0.0:
-                lo = root * (1.0 - g32) - g32 * (xnorm[i] * inv_norm + off_norm)
+                y2 = 0.0  # |x - m|^2, again, in float64 (cheaper than keeping it per row)
+                for c in range(dim):
+                    y2 += (X[i, c] - loc[c]) ** 2
+                lo = root * (1.0 - g32) - g32 * inv_norm * math.sqrt(y2)
             else:
                 lo = root * (1.0 - 1e-12)  # float64 rounding, with a wide safety factor
             lower[i] = max(lo, 0.0)
@@ -138,31 +136,30 @@ def whiten_rows(
 
 @nb.njit(cache=True, nogil=True)
 def whiten_pass(
-    Xa, sel, n_sel, every, W, inv, loc, out, start, gather, rec_point, rec_comp, rec_lp,
-    rec_maha, lower, primary, mark_primary, skip_primary, const, half, inv_df, xnorm, g32,
-    inv_norm, off_norm, block_start, block_rows,
+    X, sel, n_sel, every, inv, loc, out, start, rec_point, rec_comp, rec_lp, rec_maha, lower,
+    primary, mark_primary, skip_primary, const, half, inv_df, g32, inv_norm, block_start,
+    block_rows,
 ):  # fmt: skip
     """:func:`whiten_rows` for every component, its records appended from row ``start``.
 
     Component ``k`` computes the points ``sel[k, :n_sel[k]]``, or all points when
     ``every[k]``; its records are rows ``block_start[k]:block_start[k] + block_rows[k]``.
-    The per-component arguments (``W``, ``inv``, ``loc``, ``lower``, ``primary``, ``const``,
-    ``half``, ``inv_df``, ``inv_norm``, ``off_norm``) are indexed by ``k``. Returns the end of the
+    The per-component arguments (``inv``, ``loc``, ``lower``, ``primary``, ``const``,
+    ``half``, ``inv_df``, ``inv_norm``) are indexed by ``k``. Returns the end of the
     records written.
     """
-    n = Xa.shape[0]
+    n = X.shape[0]
     pos = start
-    for k in range(W.shape[0]):
+    for k in range(inv.shape[0]):
         rows = n if every[k] else n_sel[k]
         block_start[k], block_rows[k] = pos, rows
         if rows == 0:
             continue
         e = pos + rows
         whiten_rows(
-            Xa, sel[k, : n_sel[k]], every[k], W[k], inv[k], loc[k], out, gather, rec_point[pos:e],
+            X, sel[k, : n_sel[k]], every[k], inv[k], loc[k], out, rec_point[pos:e],
             rec_comp[pos:e], rec_lp[pos:e], rec_maha[pos:e], k, lower[k], primary[k],
-            mark_primary, skip_primary, const[k], half[k], inv_df[k], xnorm, g32, inv_norm[k],
-            off_norm[k],
+            mark_primary, skip_primary, const[k], half[k], inv_df[k], g32, inv_norm[k],
         )  # fmt: skip
         pos = e
     return pos
@@ -320,13 +317,13 @@ def responsibilities(
 
 
 @nb.njit(cache=True, nogil=True, fastmath=_FAST)
-def weighted_rows(Xa, rec_point, w, blocks, loc, Y, count, s1):
+def weighted_rows(X, rec_point, w, blocks, loc, Y, count, s1):
     """Append ``sqrt(w) (x - loc)`` for the records in ``blocks`` of weight > 0.
 
     ``blocks`` holds (start, rows) ranges of records of one component. Rows go to ``Y``
     from row ``count`` (returns the new count), so that ``Y^T Y`` is the weighted scatter
-    about ``loc``; ``s1 += w (x - loc)`` in float64. ``x`` is the row of ``Xa`` of the
-    record's point, without its last (augmented) column.
+    about ``loc``; ``s1 += w (x - loc)`` in float64. ``x`` is the row of ``X`` of the
+    record's point.
     """
     dim = loc.shape[0]
     for b in range(blocks.shape[0]):
@@ -334,7 +331,7 @@ def weighted_rows(Xa, rec_point, w, blocks, loc, Y, count, s1):
             wr = w[r]
             if wr == 0.0:  # not kept, or superseded
                 continue
-            x = Xa[rec_point[r]]
+            x = X[rec_point[r]]
             root = math.sqrt(wr)
             for c in range(dim):
                 y = x[c] - loc[c]
