@@ -233,8 +233,9 @@ class StudentTMixture:
         self.precision = precision
 
     # per-fit working arrays (see _prepare, _set_whitening, _e_step): dropped after fit
-    _WORKING = ("_X", "_ws", "_lower", "_primary", "_blocks", "_rows_used", "_row_weight",
-                "_block_start", "_block_rows", "_inv", "_inv32", "_loc", "_iteration")  # fmt: skip
+    _WORKING = ("_X", "_xnorm", "_loc_norm", "_ws", "_lower", "_primary", "_passes",
+                "_rows_used", "_row_weight", "_block_start", "_block_rows", "_inv", "_inv32",
+                "_loc", "_iteration", "_record_buffers")  # fmt: skip
     # the record of each whitened row (see mnistnd._tmm_kernels), in whiten_rows' order
     _RECORDS = (("point", np.int64), ("comp", np.int64), ("lp", np.float64),
                 ("maha", np.float64))  # fmt: skip
@@ -278,7 +279,7 @@ class StudentTMixture:
         of ``role`` (``"primary"``: the heavy precision, float64 unless
         ``precision="single"``; ``"light"``: float32): point, component, log density,
         squared distance; and sets a lower bound on each pair's exact distance (for float32
-        allowing ``|z_exact - z| <= g |L^{-1}|_F |x - m|``, ``g = (D + 3) 2^-24``). With
+        allowing ``|z_exact - z| <= g |L^{-1}|_F (|x| + |m|)``, ``g = (D + 3) 2^-24``). With
         ``skip_primary``, pairs computed at the heavy precision keep their values.
         """
         n_comp, dim = self._loc.shape
@@ -290,21 +291,25 @@ class StudentTMixture:
             self._X, sel, n_sel, every, self._inv32 if single else self._inv, self._loc, out,
             start, *rec, self._lower, self._primary, role == "primary", skip_primary,
             self._const, self._half, self._inv_df, self._g32 if single else 0.0,
-            self._inv_norm, block_start, block_rows,
+            self._inv_norm, self._xnorm, self._loc_norm, block_start, block_rows,
         )  # fmt: skip
-        for k in np.flatnonzero(block_rows[:n_comp]):
-            self._blocks[k].append((role, int(block_start[k]), int(block_rows[k])))
+        self._passes[role].append((block_start.copy(), block_rows.copy()))
 
     def _prepare(self, Xc, n_comp):
         """Working copies of the centred data and the E-step's arrays (removed after ``fit``)."""
         n, dim = Xc.shape
         self._X = np.ascontiguousarray(Xc)
+        self._xnorm = np.linalg.norm(self._X, axis=1)
         self._g32 = (dim + 3) * 2.0**-24 * 1.01  # float32 dot-product error factor
         self._ws = _Workspace()
         self._lower = np.empty((n_comp, n))  # carried bounds on each pair's distance
         self._primary = np.empty((n_comp, n), bool)  # pair computed at the heavy precision
         self._block_start = np.empty(n_comp, np.int64)  # rows of each component in a pass
         self._block_rows = np.empty(n_comp, np.int64)
+        self._record_buffers = {
+            role: {name: np.empty(n * n_comp, t) for name, t in self._RECORDS}
+            for role in ("primary", "light")
+        }
 
     def _set_whitening(self, loc, chol, weights, df):
         """Set the whitening matrices and log-density terms of every component.
@@ -312,16 +317,19 @@ class StudentTMixture:
         Resets the E-step's rows (nothing computed) and returns the inverse Cholesky
         factors (K, D, D).
         """
-        inv = self._whitening(chol)
-        self._inv, self._inv32, self._loc = inv, inv.astype(np.float32), np.ascontiguousarray(loc)
-        self._inv_norm = np.linalg.norm(inv, axis=(1, 2))
+        inv = self._ws.dense("inv", chol.shape, np.float64)
+        self._inv32 = self._ws.dense("inv32", chol.shape, np.float32)
+        self._inv32.fill(0.0)  # (only the lower triangles are written)
+        self._inv_norm = _kernels.triangular_inverses(np.ascontiguousarray(chol), inv, self._inv32)
+        self._inv, self._loc = inv, np.ascontiguousarray(loc)
+        self._loc_norm = np.linalg.norm(loc, axis=1)
         dim = loc.shape[1]
         self._const = self._log_const(chol, df, dim) + np.log(np.clip(weights, 1e-12, None))
         self._half = 0.5 * (df + dim)
         self._inv_df = 1.0 / df
         self._primary.fill(False)
         self._rows_used = {"primary": 0, "light": 0}
-        self._blocks = [[] for _ in range(loc.shape[0])]  # (role, start, rows) per component
+        self._passes = {"primary": [], "light": []}  # per pass: each component's rows
         return inv
 
     def _records(self, role, names):
@@ -330,8 +338,7 @@ class StudentTMixture:
         ``names=None``: all records, whole buffers (room for every pair, so they never grow;
         the pages of an ``np.empty`` array cost nothing until written).
         """
-        pairs = self._lower.size
-        rec = {name: self._ws.dense((role, name), (pairs,), t) for name, t in self._RECORDS}
+        rec = self._record_buffers[role]
         if names is None:
             return list(rec.values())
         return [rec[name][: self._rows_used[role]] for name in names]
@@ -446,7 +453,8 @@ class StudentTMixture:
         )  # fmt: skip
         self._kept_fraction = kept / (n_comp * n)
         self._exact_fraction.append(computed / (n_comp * n))
-        self._double_fraction.append(0.0 if single else float(self._primary.mean()))
+        # (every pair at the heavy precision has one primary row: none is superseded)
+        self._double_fraction.append(0.0 if single else self._rows_used["primary"] / (n_comp * n))
         return sums, bound, (chol, loc, heavy, n_heavy, best_comp)
 
     def _reorder(self, heavy, n_heavy, best_comp):
@@ -462,6 +470,7 @@ class StudentTMixture:
         rank = np.empty_like(order)
         rank[order] = np.arange(order.size)
         self._X, self._lower = self._X[order], self._lower[:, order]
+        self._xnorm = self._xnorm[order]
         for k in range(heavy.shape[0]):
             heavy[k, : n_heavy[k]] = np.sort(rank[heavy[k, : n_heavy[k]]])
 
@@ -487,15 +496,18 @@ class StudentTMixture:
         points = {role: self._records(role, ("point",))[0] for role in self._row_weight}
         scale = np.empty((n_comp, dim, dim))
         s1 = np.zeros((n_comp, dim))
-        kept = [role for role, w in self._row_weight.items() if w.any()]
+        # (start, rows) of each component's records, per role with kept pairs: (K, passes, 2)
+        blocks = {
+            role: np.stack([np.array(p) for p in self._passes[role]], axis=-1).transpose(1, 2, 0)
+            for role, w in self._row_weight.items() if w.any()
+        }  # fmt: skip
         for k in range(n_comp):  # a point has at most one kept row per component: <= n rows
             count = 0
-            for role in kept:
-                blocks = np.array([b[1:] for b in self._blocks[k] if b[0] == role], np.int64)
-                if blocks.size:
+            for role, comp_blocks in blocks.items():
+                if comp_blocks[k, :, 1].any():
                     count = _kernels.weighted_rows(
-                        self._X, points[role], self._row_weight[role], blocks, loc_old[k], Y,
-                        count, s1[k],
+                        self._X, points[role], self._row_weight[role], comp_blocks[k], loc_old[k],
+                        Y, count, s1[k],
                     )  # fmt: skip
             scale[k] = Y[:count].T @ Y[:count]  # numpy uses a symmetric rank-k update here
         c = s1 / ru_sum[:, None]

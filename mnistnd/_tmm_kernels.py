@@ -31,15 +31,16 @@ from numba.extending import get_cython_function_address
 BLOCK = 256
 
 
-def _blas(name, n_args):
-    """Return scipy's Fortran BLAS routine ``name`` (all arguments pointers) for numba."""
+def _fortran(module, name, n_args):
+    """Return scipy's Fortran routine ``module.name`` (all arguments pointers) for numba."""
     symbol = f"mnistnd_{name}"
-    llvm.add_symbol(symbol, get_cython_function_address("scipy.linalg.cython_blas", name))
+    llvm.add_symbol(symbol, get_cython_function_address(f"scipy.linalg.cython_{module}", name))
     return types.ExternalFunction(symbol, types.void(*([types.voidptr] * n_args)))
 
 
-_dtrmm = _blas("dtrmm", 11)
-_strmm = _blas("strmm", 11)
+_dtrmm = _fortran("blas", "dtrmm", 11)
+_strmm = _fortran("blas", "strmm", 11)
+_dtrtri = _fortran("lapack", "dtrtri", 6)
 # Fortran character arguments
 _L, _N, _T, _U = (np.array([ord(c)], np.uint8) for c in "LNTU")  # fmt: skip
 
@@ -62,6 +63,32 @@ def _whiten_in_place(inv, Y, rows):
         _dtrmm(*args, one.ctypes, inv.ctypes, size[0:].ctypes, Y.ctypes, size[0:].ctypes)
 
 
+@nb.njit(cache=True, nogil=True)
+def triangular_inverses(chol, inv, inv32):
+    """``inv[k] = chol[k]^{-1}`` (lower triangular, C order; LAPACK ``dtrtri``) and a float32 copy.
+
+    In Fortran order ``chol[k]`` is its upper triangular transpose, whose inverse is
+    ``inv[k]``'s transpose. Returns the Frobenius norm of every inverse. Raises if a factor
+    is singular.
+    """
+    n_comp, dim = chol.shape[0], chol.shape[1]
+    size = np.array([dim], np.int32)
+    info = np.zeros(1, np.int32)
+    norms = np.empty(n_comp)
+    inv[:] = chol
+    for k in range(n_comp):
+        _dtrtri(_U.ctypes, _N.ctypes, size.ctypes, inv[k].ctypes, size.ctypes, info.ctypes)
+        if info[0] != 0:
+            raise ValueError("singular Cholesky factor")
+        acc = 0.0
+        for i in range(dim):
+            for j in range(i + 1):
+                acc += inv[k, i, j] ** 2
+                inv32[k, i, j] = inv[k, i, j]
+        norms[k] = math.sqrt(acc)
+    return norms
+
+
 # fast-math without "ninf"/"nnan" (a margin may be inf): reassociation lets sums vectorise
 _FAST = {"arcp", "contract", "nsz", "reassoc"}
 _LN2 = math.log(2.0)
@@ -80,7 +107,7 @@ def _sum_squares(z):
 @nb.njit(cache=True, nogil=True)
 def whiten_rows(
     X, idx, all_rows, inv, loc, out, rec_point, rec_comp, rec_lp, rec_maha, k, lower, primary,
-    mark_primary, skip_primary, const, half, inv_df, g32, inv_norm,
+    mark_primary, skip_primary, const, half, inv_df, g32, inv_norm, xnorm, loc_norm,
 ):  # fmt: skip
     """Whitened rows ``z = L^{-1} (x - m)`` of component ``k``, with distances and bounds.
 
@@ -94,7 +121,8 @@ def whiten_rows(
     keep their record (this row's is marked superseded).
 
     ``g32 > 0``: float32, and the bound allows ``|z_exact - z| <= g32 |L^{-1}|_F |x - m|``
-    (``inv_norm = |L^{-1}|_F``) and a float32 sum of squares: with ``u = 2^-24``, rounding
+    (``inv_norm = |L^{-1}|_F``; ``|x - m| <= |x| + |m|``, ``xnorm`` and ``loc_norm``) and a
+    float32 sum of squares: with ``u = 2^-24``, rounding
     ``x - m`` and ``L^{-1}`` to float32 costs ``u`` each and a triangular dot product of
     length ``<= D`` at most ``D u / (1 - D u)``, each times ``|L^{-1}|_F |x - m|``, so
     ``g32 = (D + 3) u`` (with 1 % to spare) covers them. ``g32 == 0``: float64, the bound
@@ -118,11 +146,8 @@ def whiten_rows(
                 continue
             d = np.float64(_sum_squares(out[j]))
             root = math.sqrt(d)
-            if g32 > 0.0:
-                y2 = 0.0  # |x - m|^2, again, in float64 (cheaper than keeping it per row)
-                for c in range(dim):
-                    y2 += (X[i, c] - loc[c]) ** 2
-                lo = root * (1.0 - g32) - g32 * inv_norm * math.sqrt(y2)
+            if g32 > 0.0:  # |x - m| <= |x| + |m|
+                lo = root * (1.0 - g32) - g32 * inv_norm * (xnorm[i] + loc_norm)
             else:
                 lo = root * (1.0 - 1e-12)  # float64 rounding, with a wide safety factor
             lower[i] = max(lo, 0.0)
@@ -137,15 +162,15 @@ def whiten_rows(
 @nb.njit(cache=True, nogil=True)
 def whiten_pass(
     X, sel, n_sel, every, inv, loc, out, start, rec_point, rec_comp, rec_lp, rec_maha, lower,
-    primary, mark_primary, skip_primary, const, half, inv_df, g32, inv_norm, block_start,
-    block_rows,
+    primary, mark_primary, skip_primary, const, half, inv_df, g32, inv_norm, xnorm, loc_norm,
+    block_start, block_rows,
 ):  # fmt: skip
     """:func:`whiten_rows` for every component, its records appended from row ``start``.
 
     Component ``k`` computes the points ``sel[k, :n_sel[k]]``, or all points when
     ``every[k]``; its records are rows ``block_start[k]:block_start[k] + block_rows[k]``.
     The per-component arguments (``inv``, ``loc``, ``lower``, ``primary``, ``const``,
-    ``half``, ``inv_df``, ``inv_norm``) are indexed by ``k``. Returns the end of the
+    ``half``, ``inv_df``, ``inv_norm``, ``loc_norm``) are indexed by ``k``. Returns the end of the
     records written.
     """
     n = X.shape[0]
@@ -159,7 +184,8 @@ def whiten_pass(
         whiten_rows(
             X, sel[k, : n_sel[k]], every[k], inv[k], loc[k], out, rec_point[pos:e],
             rec_comp[pos:e], rec_lp[pos:e], rec_maha[pos:e], k, lower[k], primary[k],
-            mark_primary, skip_primary, const[k], half[k], inv_df[k], g32, inv_norm[k],
+            mark_primary, skip_primary, const[k], half[k], inv_df[k], g32, inv_norm[k], xnorm,
+            loc_norm[k],
         )  # fmt: skip
         pos = e
     return pos
