@@ -361,10 +361,13 @@ class StudentTMixture:
         smallest eigenvalue of ``A^T A``, less its rounding.
         """
         change = inv @ chol_old
+        # products of a matrix with its own transpose: numpy takes the symmetric rank-k path
+        # (D symmetric, so D^2 = D^T D and D^4 = (D^2)^T D^2)
         gram = change.transpose(0, 2, 1) @ change
         dev = gram - np.eye(inv.shape[1])[None]
-        dev2 = dev @ dev
-        spread = np.linalg.norm(dev2 @ dev2, axis=(1, 2)) ** 0.25 * (1.0 + 1e-9) + 1e-12
+        dev2 = dev.transpose(0, 2, 1) @ dev
+        dev4 = dev2.transpose(0, 2, 1) @ dev2
+        spread = np.linalg.norm(dev4, axis=(1, 2)) ** 0.25 * (1.0 + 1e-9) + 1e-12
         shrink = np.sqrt(np.maximum(1.0 - spread, 0.0))
         loose = np.flatnonzero(shrink < _EXACT_SHRINK)
         if loose.size:

@@ -28,6 +28,7 @@ import argparse
 import time
 
 import numpy as np
+from scipy.linalg import blas
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 from threadpoolctl import threadpool_limits
@@ -51,30 +52,32 @@ def _blas_floor(X, n_comp, f64_rows, f32_rows, repeats=20):
     """Seconds per iteration of the bare matrix products for as many pairs as ours computed.
 
     ``f64_rows`` float64 and ``f32_rows`` float32 rows, spread evenly over ``n_comp``
-    components: each component's rows are gathered (``np.take``), multiplied with a
-    ``(D + 1, D)`` whitening matrix, and its float64 rows go through the symmetric rank-k
-    update of the M-step. Everything else an EM iteration does (bounds, log densities,
-    responsibilities, the small per-component algebra) is left out, so this is a floor for
-    our time per iteration, not an estimate of it.
+    components: each component's rows are gathered (``np.take``), multiplied in place by a
+    ``(D, D)`` triangular whitening matrix (BLAS ``?trmm``, one call per component), and its
+    float64 rows go through the symmetric rank-k update of the M-step. Everything else an
+    EM iteration does (subtracting the locations, bounds, log densities, responsibilities,
+    the small per-component algebra) is left out, so this is a floor for our time per
+    iteration, not an estimate of it.
     """
     rng = np.random.default_rng(0)
     n, dim = X.shape
-    Xa = np.hstack([X, np.ones((n, 1))])
     work = []
     for dtype, rows in ((np.float64, f64_rows), (np.float32, f32_rows)):
-        src, per_comp = Xa.astype(dtype), max(int(rows) // n_comp, 1)
-        W = rng.standard_normal((dim + 1, dim)).astype(dtype)
+        src, per_comp = X.astype(dtype), max(int(rows) // n_comp, 1)
+        inv = (np.tril(rng.standard_normal((dim, dim))) + dim * np.eye(dim)).astype(dtype)
         idx = [np.sort(rng.choice(n, per_comp, replace=False)) for _ in range(n_comp)]
-        gathered, out = np.empty((per_comp, dim + 1), dtype), np.empty((per_comp, dim), dtype)
-        work.append((src, W, idx, gathered, out, dtype == np.float64))
+        gathered = np.empty((per_comp, dim), dtype)
+        trmm = blas.dtrmm if dtype == np.float64 else blas.strmm
+        work.append((src, inv, idx, gathered, trmm, dtype == np.float64))
 
     def iteration():
-        for src, W, idx, gathered, out, syrk in work:
+        for src, inv, idx, gathered, trmm, syrk in work:
             for rows in idx:
                 np.take(src, rows, axis=0, out=gathered)
-                np.dot(gathered, W, out)
+                # in Fortran order gathered.T is (D, rows): whitened in place by op(inv^T) = inv
+                trmm(1.0, inv.T, gathered.T, lower=0, trans_a=1, overwrite_b=1)
                 if syrk:
-                    out.T @ out  # noqa: B018 (the product is the work being timed)
+                    gathered.T @ gathered  # noqa: B018 (the product is the work being timed)
 
     iteration()
     t0 = time.perf_counter()
