@@ -15,19 +15,24 @@ added to every scale diagonal, and stopping when the mean log-likelihood changes
   carried from iteration to iteration (the Elkan/Hamerly idea for k-means, here with the
   smallest singular value of ``L_new^{-1} L_old`` and the whitened shift of the location), and
   a pair is recomputed as soon as the bound no longer proves it negligible. Those candidates
-  are screened with float32 products (2-4x cheaper here) under a rigorous rounding bound, and
-  only the ones within 20 nats are computed again in float64, as are last iteration's pairs
-  within 20 nats (every point's likely best);
-* computes the distances with one matrix product per component and tier, against the inverse
-  Cholesky factor augmented by the whitened location, and keeps the whitened rows for the
-  M-step: the scatter matrices are symmetric products of those rows, mapped back by the old
-  Cholesky factor, so the M-step makes no second pass over the data;
+  are screened with float32 products (about 2x cheaper here) under a rigorous rounding bound,
+  and only the ones within 20 nats are computed again in float64, as are last iteration's
+  pairs within 20 nats (every point's likely best);
+* computes the distances block by block: the rows ``x - m`` of a component's pairs are
+  gathered (256 at a time, in cache) and whitened in place by one triangular product with
+  ``L^{-1}`` (BLAS ``?trmm``, half the flops of a general product), called from compiled
+  code. The M-step gathers each component's kept rows again, scaled by ``sqrt(r u)``, into
+  a buffer that stays in cache for one symmetric rank-k update (keeping the E-step's
+  whitened rows instead wrote and read back ~7 MB per iteration at 10,000 x 64);
+* renumbers the points by their most probable component at iterations 2, 4, 8, ..., so
+  that a component's gathers read mostly consecutive rows (gathering is bound by memory);
 * reuses its working arrays from one iteration to the next (a fresh megabyte-sized array costs
   as much in page faults as the product that fills it);
-* runs its loops over rows and pairs compiled (numba, :mod:`mnistnd._tmm_kernels`): rows are
-  gathered, multiplied and reduced block by block while in cache, and the E-step's bookkeeping
-  (bounds, candidates, responsibilities, the M-step's sums) is one pass over the pairs instead
-  of a dozen numpy passes with temporaries;
+* runs its loops over rows and pairs compiled (numba, :mod:`mnistnd._tmm_kernels`): the
+  E-step's bookkeeping (bounds, candidates, responsibilities, the M-step's sums) is one pass
+  over the pairs instead of a dozen numpy passes with temporaries, and the candidate screen
+  uses a vectorised lower bound on the logarithm (from the float's exponent bits) so that
+  only the survivors pay for an exact ``log``;
 * solves the K degrees-of-freedom equations together (vectorised Halley steps) instead of
   calling :func:`scipy.optimize.newton` once per component.
 
@@ -178,11 +183,12 @@ class StudentTMixture:
     precision : {"double", "single"}
         ``"double"``: as above (float32 only screens, every pair that enters the fit is
         computed in float64); reproduces ``studenttmixture`` to ~1e-12 in the mean
-        log-likelihood. ``"single"``: every pair in float32; 1.2-1.5x faster, and in eight
-        10,000 x 64 fits (six MNIST-Nd, two synthetic) its labels agreed with the library's
-        to ARI >= 0.9998 (log-likelihood within 1.3e-6), but its ~1e-6 relative error in
-        every distance can steer EM to another optimum (an earlier float32 mode once stopped
-        0.03 lower, ARI 0.96). Use it for exploration, not for reference numbers.
+        log-likelihood. ``"single"``: every distance in float32 (the M-step's sums stay
+        float64); 1.1-1.4x faster, and in six 10,000 x 64 MNIST-Nd fits its labels agreed
+        with the library's to ARI 1.0000 (log-likelihood within 1.7e-7), but its ~1e-6
+        relative error in every distance can steer EM to another optimum (an earlier float32
+        mode once stopped 0.03 lower, ARI 0.96). Use it for exploration, not for reference
+        numbers.
 
     Attributes
     ----------
@@ -580,7 +586,8 @@ class StudentTMixture:
         self._prepare(Xc, n_comp)
         try:
             # one BLAS thread: the products are blocks of <= 256 rows, on which threads cost
-            # more than they give (10,000 x 64 on 2 cores: 14.5 s with 2 threads, 3.6-3.9 s with 1)
+            # more than they give (10,000 x 64 on 2 cores, measured with the general products
+            # of an earlier version: 14.5 s with 2 threads, 3.6-3.9 s with 1)
             with threadpool_limits(limits=1, user_api="blas"):
                 n_iter, converged, bound, state = self._plain_em(state)
         finally:

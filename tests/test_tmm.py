@@ -248,6 +248,83 @@ def test_shrink_bounds_the_smallest_singular_value(step):
     assert np.all(shrink >= 0.9 * exact) or step >= 1.0  # tight when the factors are close
 
 
+def test_compiled_inverses_and_weighted_rows_match_numpy():
+    """The compiled triangular inverses and the M-step's weighted rows against numpy."""
+    from mnistnd import _tmm_kernels as kernels
+
+    rng = np.random.default_rng(1)
+    n_comp, dim, n = 3, 9, 50
+    base = rng.standard_normal((n_comp, dim, dim))
+    chol = np.linalg.cholesky(base @ base.transpose(0, 2, 1) + dim * np.eye(dim))
+    inv, inv32 = np.empty_like(chol), np.zeros(chol.shape, np.float32)
+    norms = kernels.triangular_inverses(chol, inv, inv32)
+    assert np.allclose(inv @ chol, np.eye(dim), atol=1e-12)
+    assert np.all(np.triu(inv, 1) == 0.0)
+    assert np.array_equal(inv32, inv.astype(np.float32))
+    assert np.allclose(norms, np.linalg.norm(inv, axis=(1, 2)), rtol=1e-13)
+    with pytest.raises(ValueError, match="singular"):
+        bad = chol.copy()
+        bad[1, 4, 4] = 0.0
+        kernels.triangular_inverses(bad, inv, inv32)
+    # records of two ranges, some of weight 0 (not kept): Y^T Y is the weighted scatter
+    X = rng.standard_normal((n, dim))
+    point = rng.integers(0, n, 30)
+    w = np.where(rng.random(30) < 0.3, 0.0, rng.random(30))
+    loc, s1 = rng.standard_normal(dim), np.zeros(dim)
+    blocks = np.array([[0, 12], [20, 10]])
+    Y = np.empty((n, dim))
+    count = kernels.weighted_rows(X, point, w, blocks, loc, Y, 0, s1)
+    rows = np.r_[0:12, 20:30]
+    rows = rows[w[rows] > 0]
+    y = X[point[rows]] - loc
+    assert count == rows.size
+    assert np.allclose(Y[:count].T @ Y[:count], (w[rows, None] * y).T @ y, rtol=1e-12)
+    assert np.allclose(s1, (w[rows, None] * y).sum(axis=0), rtol=1e-12)
+
+
+def test_renumbering_points_changes_nothing(monkeypatch):
+    """Sorting the points by component (iterations 2, 4, 8, ...) only reorders the sums."""
+    X, _ = make_blobs(2500, n_features=24, centers=5, cluster_std=2.0, random_state=7)
+    X = X + 0.3 * np.random.default_rng(7).standard_t(3, X.shape)
+    calls = []
+    original = StudentTMixture._reorder
+
+    def counted(self, *args):
+        calls.append(1)
+        original(self, *args)
+
+    monkeypatch.setattr(StudentTMixture, "_reorder", counted)
+    sorted_fit = StudentTMixture(5, random_state=3).fit(X)
+    assert len(calls) >= 3  # iterations 2, 4 and 8 at least
+    monkeypatch.setattr(StudentTMixture, "_reorder", lambda self, *args: None)
+    plain = StudentTMixture(5, random_state=3).fit(X)
+    assert sorted_fit.n_iter_ == plain.n_iter_
+    assert sorted_fit.lower_bound_ == pytest.approx(plain.lower_bound_, rel=1e-12)
+    assert np.array_equal(sorted_fit.predict(X), plain.predict(X))
+    assert np.allclose(sorted_fit.location_, plain.location_, rtol=1e-9, atol=1e-9)
+    # the renumbering itself: every per-point array follows its point
+    monkeypatch.setattr(StudentTMixture, "_reorder", original)
+    rng = np.random.default_rng(0)
+    m = StudentTMixture(5)
+    m._prepare(X, 5)
+    m._lower[:] = rng.random(m._lower.shape)
+    x, xnorm, lower = m._X.copy(), m._xnorm.copy(), m._lower.copy()
+    best = rng.integers(0, 5, X.shape[0])
+    heavy, n_heavy = np.zeros((5, X.shape[0]), np.int64), np.array([0, 7, 3, 0, 11])
+    for k in range(5):
+        heavy[k, : n_heavy[k]] = rng.choice(X.shape[0], n_heavy[k], replace=False)
+    old_heavy = heavy.copy()
+    m._reorder(heavy, n_heavy, best)
+    order = np.argsort(best, kind="stable")
+    assert np.array_equal(m._X, x[order]) and np.array_equal(m._xnorm, xnorm[order])
+    assert np.array_equal(m._lower, lower[:, order])
+    assert np.all(np.diff(best[order]) >= 0)
+    for k in range(5):
+        new = heavy[k, : n_heavy[k]]
+        assert np.all(np.diff(new) > 0)  # ascending, for the gathers
+        assert sorted(order[new]) == sorted(old_heavy[k, : n_heavy[k]])
+
+
 def test_fit_runs_on_one_blas_thread_and_restores_the_setting(monkeypatch):
     """The EM pins BLAS to one thread (its blocks are too small for threads to pay), then
     gives the caller's setting back."""
