@@ -124,10 +124,10 @@ def whiten_rows(
 
     ``g32 > 0``: float32, and the bound allows ``|z_exact - z| <= g32 |L^{-1}|_F |x - m|``
     (``inv_norm = |L^{-1}|_F``; ``|x - m| <= |x| + |m|``, ``xnorm`` and ``loc_norm``) and a
-    float32 sum of squares: with ``u = 2^-24``, rounding
-    ``x - m`` and ``L^{-1}`` to float32 costs ``u`` each and a triangular dot product of
-    length ``<= D`` at most ``D u / (1 - D u)``, each times ``|L^{-1}|_F |x - m|``, so
-    ``g32 = (D + 3) u`` (with 1 % to spare) covers them. ``g32 == 0``: float64, the bound
+    float32 sum of squares: with ``u = 2^-24``, rounding ``x - m`` and ``L^{-1}`` to float32
+    costs ``u`` each and a triangular dot product of length ``<= D`` at most
+    ``D u / (1 - D u)``, each times ``|L^{-1}|_F |x - m|``, so ``g32 = (D + 3) u`` (with 1 %
+    to spare) covers them. ``g32 == 0``: float64, the bound
     allows a relative 1e-12.
     """
     n_rows = X.shape[0] if all_rows else idx.shape[0]
