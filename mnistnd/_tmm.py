@@ -41,7 +41,6 @@ The model is translation invariant, so centring the data changes nothing but rou
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg import lapack
 from scipy.special import digamma, gammaln, logsumexp, zeta
 from threadpoolctl import threadpool_limits
 
@@ -59,13 +58,13 @@ _MARGIN = 20.0
 # _HEAVY < _MARGIN the pairs in between would enter the fit from their float32 products.
 _HEAVY = 20.0
 # When more than this share of the pairs was kept in the last iteration, the next one
-# computes every pair (one product per component, no gathers, no bound checks).
+# computes every pair (all rows in order, no candidate lists, no bound checks).
 _DENSE = 0.6
 # Below this dimension a row's product costs little next to its bookkeeping: candidates are
 # computed in float64 straight away, without float32 screening.
 _TIER_MIN_DIM = 24
-# A component with more than this share of the points to compute takes one product over all
-# rows instead of gathering them.
+# A component with more than this share of the points to compute reads all rows in order
+# instead of by index (its pairs at the heavy precision, if any, keep their values).
 _ALL_ROWS = 0.7
 # A component whose cheap bound on the smallest singular value of L_new^{-1} L_old is below
 # this gets the exact value (an eigenvalue problem) instead.
@@ -242,7 +241,7 @@ class StudentTMixture:
     # per-fit working arrays (see _prepare, _set_whitening, _e_step): dropped after fit
     _WORKING = ("_X", "_xnorm", "_loc_norm", "_ws", "_lower", "_primary", "_passes",
                 "_rows_used", "_row_weight", "_block_start", "_block_rows", "_inv", "_inv32",
-                "_loc", "_iteration", "_record_buffers")  # fmt: skip
+                "_loc", "_iteration", "_record_buffers", "_kept_fraction")  # fmt: skip
     # the record of each whitened row (see mnistnd._tmm_kernels), in whiten_rows' order
     _RECORDS = (("point", np.int64), ("comp", np.int64), ("lp", np.float64),
                 ("maha", np.float64))  # fmt: skip
@@ -251,9 +250,8 @@ class StudentTMixture:
     @staticmethod
     def _whitening(chol):
         """Inverse Cholesky factors ``L_k^{-1}`` (K, D, D), by LAPACK's triangular inverse."""
-        inv = np.empty_like(chol)
-        for k in range(chol.shape[0]):
-            inv[k] = lapack.dtrtri(chol[k], lower=1)[0]
+        inv, inv32 = np.empty(chol.shape), np.empty(chol.shape, np.float32)
+        _kernels.triangular_inverses(np.ascontiguousarray(chol), inv, inv32)
         return inv
 
     def _sq_mahalanobis(self, X, loc, chol):
@@ -326,7 +324,6 @@ class StudentTMixture:
         """
         inv = self._ws.dense("inv", chol.shape, np.float64)
         self._inv32 = self._ws.dense("inv32", chol.shape, np.float32)
-        self._inv32.fill(0.0)  # (only the lower triangles are written)
         self._inv_norm = _kernels.triangular_inverses(np.ascontiguousarray(chol), inv, self._inv32)
         self._inv, self._loc = inv, np.ascontiguousarray(loc)
         self._loc_norm = np.linalg.norm(loc, axis=1)

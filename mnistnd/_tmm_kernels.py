@@ -70,8 +70,8 @@ def triangular_inverses(chol, inv, inv32):
     """``inv[k] = chol[k]^{-1}`` (lower triangular, C order; LAPACK ``dtrtri``) and a float32 copy.
 
     In Fortran order ``chol[k]`` is its upper triangular transpose, whose inverse is
-    ``inv[k]``'s transpose. Returns the Frobenius norm of every inverse. Raises if a factor
-    is singular.
+    ``inv[k]``'s transpose; the strict upper triangles (zero in ``chol``) stay zero in both
+    outputs. Returns the Frobenius norm of every inverse. Raises if a factor is singular.
     """
     n_comp, dim = chol.shape[0], chol.shape[1]
     size = np.array([dim], np.int32)
@@ -84,7 +84,7 @@ def triangular_inverses(chol, inv, inv32):
             raise ValueError("singular Cholesky factor")
         acc = 0.0
         for i in range(dim):
-            for j in range(i + 1):
+            for j in range(dim):
                 acc += inv[k, i, j] ** 2
                 inv32[k, i, j] = inv[k, i, j]
         norms[k] = math.sqrt(acc)
