@@ -32,8 +32,8 @@ added to every scale diagonal, and stopping when the mean log-likelihood changes
   over the pairs instead of a dozen numpy passes with temporaries, and the candidate screen
   uses a vectorised lower bound on the logarithm (from the float's exponent bits) so that
   only the survivors pay for an exact ``log``;
-* solves the K degrees-of-freedom equations together (vectorised Halley steps) instead of
-  calling :func:`scipy.optimize.newton` once per component.
+* solves the K degrees-of-freedom equations in compiled code (Halley steps with scipy's own
+  digamma) instead of calling :func:`scipy.optimize.newton` once per component.
 
 The model is translation invariant, so centring the data changes nothing but rounding.
 """
@@ -41,7 +41,7 @@ The model is translation invariant, so centring the data changes nothing but rou
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import digamma, gammaln, logsumexp, zeta
+from scipy.special import gammaln, logsumexp
 from threadpoolctl import threadpool_limits
 
 from mnistnd import _tmm_kernels as _kernels
@@ -102,38 +102,6 @@ def kmeans_plusplus(X: np.ndarray, n_clusters: int, seed: int) -> np.ndarray:
         idx.append(nxt)
         d2 = np.minimum(d2, np.sum((X - X[nxt]) ** 2, axis=1))
     return X[idx].copy()
-
-
-def _halley_df(const: np.ndarray, df0: np.ndarray, tol: float, max_iter: int) -> np.ndarray:
-    """Solve ``const - digamma(v/2) + log(v/2) = 0`` for every component at once.
-
-    Halley's method from ``df0`` with the step rule and absolute stopping tolerance of
-    :func:`scipy.optimize.newton` (``fprime2`` given), component by component; a component
-    whose iteration breaks down keeps its previous value, and results are clipped at 1.
-    """
-    v = df0.astype(np.float64).copy()
-    active = np.ones(v.shape, dtype=bool)
-    for _ in range(max_iter):
-        if not active.any():
-            break
-        x = v[active]
-        f = const[active] - digamma(0.5 * x) + np.log(0.5 * np.clip(x, 1e-9, None))
-        # polygamma(1, y) = zeta(2, y) and polygamma(2, y) = -2 zeta(3, y): how scipy's
-        # polygamma computes them (bit for bit), without its Python-level overhead
-        d1 = -0.5 * zeta(2, 0.5 * x) + 1.0 / x
-        d2 = 0.5 * zeta(3, 0.5 * x) - 1.0 / x**2
-        with np.errstate(divide="ignore", invalid="ignore"):
-            step = f / d1
-            adj = step * d2 / d1 / 2.0
-            step = np.where(np.abs(adj) < 1, step / (1.0 - adj), step)
-        new = x - step
-        bad = ~np.isfinite(new) | (d1 == 0)
-        new = np.where(bad, x, new)
-        done = bad | (np.abs(new - x) <= tol)
-        v[active] = new
-        sub = np.flatnonzero(active)
-        active[sub[done]] = False
-    return np.maximum(v, 1.0)
 
 
 class _Workspace:
@@ -360,18 +328,18 @@ class StudentTMixture:
 
         ``s_min(A)^2 = 1 + lambda_min(D)`` with ``D = A^T A - I`` symmetric, and
         ``|lambda(D)| <= |D^4|_F^(1/4)`` (the eighth powers of the eigenvalues sum to
-        ``|D^4|_F^2``): four small products give a bound within ~20 % of ``|D|_2`` in
+        ``|D^4|_F^2``): four small products (:func:`mnistnd._tmm_kernels.shrink_spread`,
+        triangular and symmetric ones) give a bound within ~20 % of ``|D|_2`` in
         ``1 - s_min^2``. Where that bound is below ``_EXACT_SHRINK``, the exact value: the
         smallest eigenvalue of ``A^T A``, less its rounding.
         """
-        change = inv @ chol_old
-        # products of a matrix with its own transpose: numpy takes the symmetric rank-k path
-        # (D symmetric, so D^2 = D^T D and D^4 = (D^2)^T D^2)
-        gram = change.transpose(0, 2, 1) @ change
-        dev = gram - np.eye(inv.shape[1])[None]
-        dev2 = dev.transpose(0, 2, 1) @ dev
-        dev4 = dev2.transpose(0, 2, 1) @ dev2
-        spread = np.linalg.norm(dev4, axis=(1, 2)) ** 0.25 * (1.0 + 1e-9) + 1e-12
+        n_comp, dim = inv.shape[:2]
+        gram, change = np.empty(inv.shape), np.empty(inv.shape)
+        norm4 = _kernels.shrink_spread(
+            inv, np.ascontiguousarray(chol_old), gram, change, np.empty((dim, dim)),
+            np.empty((dim, dim)),
+        )  # fmt: skip
+        spread = norm4**0.25 * (1.0 + 1e-9) + 1e-12
         shrink = np.sqrt(np.maximum(1.0 - spread, 0.0))
         loose = np.flatnonzero(shrink < _EXACT_SHRINK)
         if loose.size:
@@ -496,10 +464,8 @@ class StudentTMixture:
         """
         n_comp, dim = loc_old.shape
         n = self._X.shape[0]
-        eps10 = 10 * np.finfo(np.float64).eps
         weights = sums[0] / n
-        ru_total = sums[1]
-        ru_sum = ru_total + eps10
+        ru_sum = sums[1] + 10 * np.finfo(np.float64).eps
         Y = self._ws.dense("weighted", (n, dim), np.float64)
         points = {role: self._records(role, ("point",))[0] for role in self._row_weight}
         scale = np.empty((n_comp, dim, dim))
@@ -512,25 +478,17 @@ class StudentTMixture:
         for k in range(n_comp):  # a point has at most one kept row per component: <= n rows
             count = 0
             for role, comp_blocks in blocks.items():
-                if comp_blocks[k, :, 1].any():
-                    count = _kernels.weighted_rows(
-                        self._X, points[role], self._row_weight[role], comp_blocks[k], loc_old[k],
-                        Y, count, s1[k],
-                    )  # fmt: skip
+                count = _kernels.weighted_rows(
+                    self._X, points[role], self._row_weight[role], comp_blocks[k], loc_old[k], Y,
+                    count, s1[k],
+                )  # fmt: skip
             scale[k] = Y[:count].T @ Y[:count]  # numpy uses a symmetric rank-k update here
-        c = s1 / ru_sum[:, None]
-        loc = loc_old + c
-        scale -= s1[:, :, None] * c[:, None, :]  # sum w (x - m')(x - m')^T, m' = loc
-        scale /= (ru_sum + eps10)[:, None, None]
-        scale = 0.5 * (scale + scale.transpose(0, 2, 1))  # exact symmetry for Cholesky
-        scale[:, np.arange(dim), np.arange(dim)] += self.reg_covar
-        chol = np.linalg.cholesky(scale)
+        loc, chol = np.empty_like(loc_old), np.empty_like(scale)
+        _kernels.scale_factors(scale, s1, ru_sum, self.reg_covar, loc_old, loc, chol)
         return weights, loc, scale, chol
 
     def _update_df(self, sums, df, dim):
-        half = 0.5 * (df + dim)
-        const = 1.0 + sums[2] / sums[0] + digamma(half) - np.log(half)
-        return _halley_df(const, df, 1e-3, self.max_iter)
+        return _kernels.degrees_of_freedom(sums, df, float(dim), 1e-3, self.max_iter)
 
     # ------------------------------------------------------------------ EM loops
     def _em_step(self, state, cache):

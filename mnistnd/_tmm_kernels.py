@@ -3,10 +3,17 @@
 Each function makes one pass over data that numpy would need several passes (and temporary
 arrays) for: gathering rows, the matrix product and the row norms happen on one block of rows
 while it is in cache; the per-pair bookkeeping of the E-step (bounds, candidates,
-responsibilities, the M-step's and degrees-of-freedom sums) is one loop over the pairs.
+responsibilities, the M-step's and degrees-of-freedom sums) is one loop over the pairs. The
+small per-iteration algebra (the shrink factors' products, the scales and their Cholesky
+factors, the degrees-of-freedom equations) is compiled too, with triangular and symmetric
+products where numpy's batched ``@`` computes full ones: measured in 10,000 x 64 fits, 2.2 ms
+per iteration as numpy calls, 1.5 ms compiled (0.4 of it the exact eigenvalues that the
+shrink factor needs in early iterations, still numpy's).
 The matrix products stay with BLAS: the triangular products and inverses are scipy's BLAS and
 LAPACK (:mod:`scipy.linalg.cython_blas`, ``cython_lapack``: the libraries numba's ``np.dot``
-calls too), reached by symbol name so that numba can cache the functions that call them (a
+calls too), and the digamma function is scipy's own C function
+(:mod:`scipy.special.cython_special`, bit for bit what :func:`scipy.special.digamma` returns),
+all reached by symbol name so that numba can cache the functions that call them (a
 ctypes pointer would make them uncachable: recompiled in every process). The M-step's
 rank-k updates are numpy's, called from Python on a gathered buffer (numpy's OpenBLAS
 ``dsyrk`` ran ~15 % faster here on these shapes than scipy's called per 256-row block from
@@ -33,16 +40,29 @@ from numba.extending import get_cython_function_address
 BLOCK = 256
 
 
+def _external(module, name, signature):
+    """Return the C function ``name`` of scipy's Cython module ``module`` for numba.
+
+    Registered by symbol name (not as a ctypes pointer), so that the callers stay cachable.
+    """
+    symbol = f"mnistnd_{name}"
+    llvm.add_symbol(symbol, get_cython_function_address(module, name))
+    return types.ExternalFunction(symbol, signature)
+
+
 def _fortran(module, name, n_args):
     """Return scipy's Fortran routine ``module.name`` (all arguments pointers) for numba."""
-    symbol = f"mnistnd_{name}"
-    llvm.add_symbol(symbol, get_cython_function_address(f"scipy.linalg.cython_{module}", name))
-    return types.ExternalFunction(symbol, types.void(*([types.voidptr] * n_args)))
+    return _external(f"scipy.linalg.cython_{module}", name, types.void(*([types.voidptr] * n_args)))
 
 
 _dtrmm = _fortran("blas", "dtrmm", 11)
 _strmm = _fortran("blas", "strmm", 11)
+_dsyrk = _fortran("blas", "dsyrk", 10)
 _dtrtri = _fortran("lapack", "dtrtri", 6)
+# scipy.special.digamma's own C function (float64 version; its second argument is unused)
+_digamma = _external(
+    "scipy.special.cython_special", "__pyx_fuse_1psi", types.double(types.double, types.intc)
+)
 # Fortran character arguments
 _L, _N, _T, _U = (np.array([ord(c)], np.uint8) for c in "LNTU")  # fmt: skip
 
@@ -87,6 +107,57 @@ def triangular_inverses(chol, inv, inv32):
             for j in range(dim):
                 acc += inv[k, i, j] ** 2
                 inv32[k, i, j] = inv[k, i, j]
+        norms[k] = math.sqrt(acc)
+    return norms
+
+
+@nb.njit(cache=True, nogil=True)
+def _symmetric_square(a, out):
+    """``out = a^T a`` for a (D, D) C-order ``a`` (BLAS ``dsyrk``), both triangles filled.
+
+    In Fortran order ``a`` is ``a^T``: ``dsyrk`` with ``trans = N`` gives ``a^T a``, whose
+    upper triangle in Fortran order is the lower one in C order.
+    """
+    dim = a.shape[0]
+    size = np.array([dim], np.int32)
+    one, zero = np.ones(1), np.zeros(1)
+    _dsyrk(_U.ctypes, _N.ctypes, size.ctypes, size.ctypes, one.ctypes, a.ctypes, size.ctypes,
+           zero.ctypes, out.ctypes, size.ctypes)  # fmt: skip
+    for i in range(dim):
+        for j in range(i + 1, dim):
+            out[i, j] = out[j, i]
+
+
+@nb.njit(cache=True, nogil=True)
+def shrink_spread(inv, chol_old, gram, change, dev, dev2):
+    """``|D^4|_F`` with ``D = A^T A - I``, ``A = inv[k] chol_old[k]``, for every component ``k``.
+
+    ``A`` (a product of lower triangular factors, so lower triangular) by one ``dtrmm`` into
+    ``change[k]``, ``gram[k] = A^T A`` and the squares ``D^2 = D^T D``, ``D^4 = (D^2)^T D^2``
+    by ``dsyrk`` (``D`` is symmetric): the products numpy's batched ``@`` would compute in
+    full, in about half the flops. ``dev``, ``dev2`` are (D, D) scratch.
+    """
+    n_comp, dim = inv.shape[0], inv.shape[1]
+    size = np.array([dim], np.int32)
+    one = np.ones(1)
+    norms = np.empty(n_comp)
+    for k in range(n_comp):
+        a = change[k]
+        a[:] = inv[k]
+        # in Fortran order a is inv^T and chol_old[k] is chol_old^T (upper): a := chol_old^T a,
+        # i.e. (inv chol_old)^T, so a in C order is A
+        _dtrmm(_L.ctypes, _U.ctypes, _N.ctypes, _N.ctypes, size.ctypes, size.ctypes,
+               one.ctypes, chol_old[k].ctypes, size.ctypes, a.ctypes, size.ctypes)  # fmt: skip
+        _symmetric_square(a, gram[k])
+        dev[:] = gram[k]
+        for i in range(dim):
+            dev[i, i] -= 1.0
+        _symmetric_square(dev, dev2)
+        _symmetric_square(dev2, dev)
+        acc = 0.0
+        for i in range(dim):
+            for j in range(dim):
+                acc += dev[i, j] ** 2
         norms[k] = math.sqrt(acc)
     return norms
 
@@ -354,16 +425,111 @@ def weighted_rows(X, rec_point, w, blocks, loc, Y, count, s1):
     record's point.
     """
     dim = loc.shape[0]
+    acc = np.zeros(dim)  # a local sum: s1 might alias Y, which would stop the loop vectorising
     for b in range(blocks.shape[0]):
         for r in range(blocks[b, 0], blocks[b, 0] + blocks[b, 1]):
             wr = w[r]
             if wr == 0.0:  # not kept, or superseded
                 continue
-            x = X[rec_point[r]]
+            x, y = X[rec_point[r]], Y[count]
             root = math.sqrt(wr)
             for c in range(dim):
-                y = x[c] - loc[c]
-                s1[c] += wr * y
-                Y[count, c] = root * y
+                v = x[c] - loc[c]
+                acc[c] += wr * v
+                y[c] = root * v
             count += 1
+    s1 += acc
     return count
+
+
+@nb.njit(cache=True, nogil=True)
+def scale_factors(scatter, s1, ru_sum, reg_covar, loc_old, loc, chol):
+    """Set the M-step's locations, scales and Cholesky factors from its weighted sums.
+
+    For each component ``k``: ``scatter[k] = sum w y y^T``, ``s1[k] = sum w y`` with
+    ``y = x - loc_old[k]``, ``ru_sum[k] = sum w`` (plus ``10 eps``). Sets ``c = s1 / ru_sum``,
+    ``loc = loc_old + c``, overwrites ``scatter[k]`` with the scale
+    ``(sum w (x - loc)(x - loc)^T) / (ru_sum + 10 eps)`` made exactly symmetric, plus
+    ``reg_covar`` on the diagonal, and writes its lower Cholesky factor into ``chol[k]``.
+    """
+    n_comp, dim = s1.shape
+    eps10 = 10 * np.finfo(np.float64).eps
+    for k in range(n_comp):
+        sk, scale = s1[k], scatter[k]
+        c = sk / ru_sum[k]
+        loc[k] = loc_old[k] + c
+        denom = ru_sum[k] + eps10
+        for i in range(dim):
+            for j in range(dim):
+                scale[i, j] = (scale[i, j] - sk[i] * c[j]) / denom
+        for i in range(dim):  # exact symmetry for the factorisation
+            for j in range(i):
+                scale[i, j] = scale[j, i] = 0.5 * (scale[i, j] + scale[j, i])
+            scale[i, i] += reg_covar
+        chol[k] = np.linalg.cholesky(scale)
+
+
+# B_2j / (2j)! for j = 1..7 (Bernoulli numbers), for the Euler-Maclaurin tail of zeta
+_BERNOULLI = (1 / 12, -1 / 720, 1 / 30240, -1 / 1209600, 1 / 47900160, -691 / 1307674368000,
+              1 / 74724249600)  # fmt: skip
+
+
+@nb.njit(cache=True, nogil=True, error_model="numpy")
+def _hurwitz_zeta(s, a):
+    """``zeta(s, a) = sum_{n >= 0} (a + n)^-s`` for ``s > 1`` (what scipy's ``zeta(s, a)`` is).
+
+    The first terms are summed until ``a + n >= 16``, the rest by Euler-Maclaurin:
+    ``a^(1-s) / (s - 1) + a^-s / 2 + sum_j B_2j / (2j)! s (s + 1) ... (s + 2j - 2)
+    a^(-s-2j+1)``, whose next term is below 1e-17 relative for ``s = 2, 3``. NaN for
+    ``a <= 0`` (a Halley step of :func:`degrees_of_freedom` that left ``v > 0``: the caller
+    treats NaN as a failed step and keeps the last positive ``v``).
+    """
+    if not a > 0.0:
+        return np.nan
+    total = 0.0
+    while a < 16.0:
+        total += a**-s
+        a += 1.0
+    tail = a ** (1.0 - s) / (s - 1.0) + 0.5 * a**-s
+    term = s * a ** (-s - 1.0)
+    for j in range(len(_BERNOULLI)):
+        tail += _BERNOULLI[j] * term
+        term *= (s + 2 * j + 1) * (s + 2 * j + 2) / (a * a)
+    return total + tail
+
+
+@nb.njit(cache=True, nogil=True, error_model="numpy")
+def degrees_of_freedom(sums, df, dim, tol, max_iter):
+    """Return the M-step's degrees of freedom: the root ``v'`` of each component's equation.
+
+    ``c - digamma(v'/2) + log(v'/2) = 0`` with ``c = 1 + sums[2] / sums[0] +
+    digamma((v + D)/2) - log((v + D)/2)`` (``v = df``, ``sums`` from
+    :func:`responsibilities`), by Halley's method from ``v`` with the step rule and the
+    absolute stopping tolerance ``tol`` of :func:`scipy.optimize.newton` given ``fprime2``
+    (the derivatives ``polygamma(1, .) = zeta(2, .)`` and ``polygamma(2, .) = -2 zeta(3, .)``).
+    A component whose iteration breaks down (a non-finite step, a zero derivative) keeps its
+    last value; results are clipped at 1.
+    """
+    out = np.empty_like(df)
+    for k in range(df.shape[0]):
+        half = 0.5 * (df[k] + dim)
+        const = 1.0 + sums[2, k] / sums[0, k] + _digamma(half, 0) - math.log(half)
+        x = df[k]
+        for _ in range(max_iter):
+            f = const - _digamma(0.5 * x, 0) + math.log(0.5 * max(x, 1e-9))
+            d1 = -0.5 * _hurwitz_zeta(2.0, 0.5 * x) + 1.0 / x
+            d2 = 0.5 * _hurwitz_zeta(3.0, 0.5 * x) - 1.0 / x**2
+            step = f / d1
+            adj = step * d2 / d1 / 2.0
+            if abs(adj) < 1.0:
+                step = step / (1.0 - adj)
+            new = x - step
+            bad = not math.isfinite(new) or d1 == 0.0
+            if bad:
+                new = x
+            done = bad or abs(new - x) <= tol
+            x = new
+            if done:
+                break
+        out[k] = max(x, 1.0)
+    return out

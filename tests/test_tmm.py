@@ -282,6 +282,78 @@ def test_compiled_inverses_and_weighted_rows_match_numpy():
     assert np.allclose(s1, (w[rows, None] * y).sum(axis=0), rtol=1e-12)
 
 
+def test_compiled_m_step_algebra_matches_numpy():
+    """Scales, factors and the shrink products of compiled code against numpy's."""
+    from mnistnd import _tmm_kernels as kernels
+
+    rng = np.random.default_rng(2)
+    n_comp, dim = 4, 11
+    Y = rng.standard_normal((n_comp, 40, dim))
+    w = rng.random((n_comp, 40))
+    scatter = np.einsum("kn,kni,knj->kij", w, Y, Y)
+    s1, ru_sum = np.einsum("kn,kni->ki", w, Y), w.sum(axis=1)
+    loc_old = rng.standard_normal((n_comp, dim))
+    loc, chol = np.empty_like(loc_old), np.empty_like(scatter)
+    scale = scatter.copy()
+    kernels.scale_factors(scale, s1, ru_sum, 1e-6, loc_old, loc, chol)
+    mean = s1 / ru_sum[:, None]
+    want = np.einsum("kn,kni,knj->kij", w, Y - mean[:, None], Y - mean[:, None])
+    want = want / ru_sum[:, None, None] + 1e-6 * np.eye(dim)
+    assert np.allclose(loc, loc_old + mean, rtol=1e-14)
+    assert np.allclose(scale, want, rtol=1e-11)
+    assert np.array_equal(scale, scale.transpose(0, 2, 1))
+    assert np.allclose(chol, np.linalg.cholesky(want), rtol=1e-10)
+    with pytest.raises(np.linalg.LinAlgError):  # a scale that is not positive definite
+        kernels.scale_factors(-scatter, s1, ru_sum, 0.0, loc_old, loc, chol)
+    # the shrink's products: A = inv chol_old (triangular), A^T A and |D^4|_F, D = A^T A - I
+    inv = StudentTMixture._whitening(chol)
+    chol_old = chol @ (np.eye(dim) + 0.05 * np.tril(rng.standard_normal((n_comp, dim, dim))))
+    gram, change = np.empty_like(chol), np.empty_like(chol)
+    norm4 = kernels.shrink_spread(
+        inv, chol_old, gram, change, np.empty((dim, dim)), np.empty((dim, dim))
+    )
+    A = inv @ chol_old
+    dev = A.transpose(0, 2, 1) @ A - np.eye(dim)
+    assert np.allclose(change, A, rtol=1e-13, atol=1e-15)
+    assert np.allclose(gram, dev + np.eye(dim), rtol=1e-13, atol=1e-15)
+    assert np.allclose(norm4, np.linalg.norm(np.linalg.matrix_power(dev, 4), axis=(1, 2)))
+
+
+def test_degrees_of_freedom_equal_scipy_newton():
+    """The compiled df update is studenttmixture's: scipy's Newton-Halley per component."""
+    from scipy.optimize import newton
+    from scipy.special import digamma, polygamma, zeta
+
+    from mnistnd import _tmm_kernels as kernels
+
+    # the Hurwitz zeta of the derivatives, against scipy's
+    a = np.concatenate([np.geomspace(0.01, 1e6, 500), np.linspace(0.5, 40.0, 500)])
+    for s in (2.0, 3.0):
+        ours = np.array([kernels._hurwitz_zeta(s, x) for x in a])
+        assert np.allclose(ours, zeta(s, a), rtol=5e-15, atol=0.0)
+    assert np.isnan(kernels._hurwitz_zeta(2.0, -1.5))  # outside v > 0: a failed step
+    rng = np.random.default_rng(3)
+    for dim in (2, 16, 64):
+        df = rng.uniform(1.5, 300.0, 12)
+        sums = np.empty((3, 12))
+        sums[0] = rng.uniform(5.0, 2000.0, 12)
+        sums[2] = -sums[0] * rng.uniform(1.0005, 1.2, 12)  # mean(log u - u) <= -1
+        half = 0.5 * (df + dim)
+        const = 1.0 + sums[2] / sums[0] + digamma(half) - np.log(half)
+        want = []
+        for k in range(12):
+            root = newton(
+                lambda v, c: c - digamma(0.5 * v) + np.log(0.5 * max(v, 1e-9)), df[k],
+                fprime=lambda v, c: -0.5 * polygamma(1, 0.5 * v) + 1 / v,
+                fprime2=lambda v, c: -0.25 * polygamma(2, 0.5 * v) - 1 / v**2,
+                args=(const[k],), maxiter=1000, tol=1e-3, disp=False,
+            )  # fmt: skip
+            want.append(max(root, 1.0))
+        got = kernels.degrees_of_freedom(sums, df, float(dim), 1e-3, 1000)
+        assert np.allclose(got, want, rtol=1e-11)
+        assert np.all(np.abs(got - df) > 0)  # the roots moved: the test is not the start
+
+
 def test_renumbering_points_changes_nothing(monkeypatch):
     """Sorting the points by component (iterations 2, 4, 8, ...) only reorders the sums."""
     X, _ = make_blobs(2500, n_features=24, centers=5, cluster_std=2.0, random_state=7)
