@@ -62,8 +62,9 @@ __all__ = [
 ]
 
 #: Bump when the benchmark's computation changes, so cached tables are not reused.
-_CACHE_VERSION = 4  # 2: TMM float32 light pairs, 30-nat margin; 3: 20-nat margin, compiled;
-# 4: TMM distances by triangular products, M-step from the data (same labels, other rounding)
+_CACHE_VERSION = 5  # 2: TMM float32 light pairs, 30-nat margin; 3: 20-nat margin, compiled;
+# 4: TMM distances by triangular products, M-step from the data (same labels, other rounding);
+# 5: TMM scales, factors and degrees of freedom in compiled code (same again)
 
 #: Columns of the table returned by :func:`benchmark`, in order.
 COLUMNS = (
