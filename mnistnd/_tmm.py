@@ -334,7 +334,7 @@ class StudentTMixture:
         ``1 - s_min^2``. Where that bound is below ``_EXACT_SHRINK``, the exact value: the
         smallest eigenvalue of ``A^T A``, less its rounding.
         """
-        n_comp, dim = inv.shape[:2]
+        dim = inv.shape[1]
         gram, change = np.empty(inv.shape), np.empty(inv.shape)
         norm4 = _kernels.shrink_spread(
             inv, np.ascontiguousarray(chol_old), gram, change, np.empty((dim, dim)),
