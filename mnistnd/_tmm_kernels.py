@@ -481,8 +481,9 @@ def _hurwitz_zeta(s, a):
     The first terms are summed until ``a + n >= 16``, the rest by Euler-Maclaurin:
     ``a^(1-s) / (s - 1) + a^-s / 2 + sum_j B_2j / (2j)! s (s + 1) ... (s + 2j - 2)
     a^(-s-2j+1)``, whose next term is below 1e-17 relative for ``s = 2, 3``. NaN for
-    ``a <= 0`` (a Halley step of :func:`degrees_of_freedom` that left ``v > 0``: the caller
-    treats NaN as a failed step and keeps the last positive ``v``).
+    ``a <= 0``, where :func:`degrees_of_freedom` needs no value: a Halley step that took
+    ``v`` to zero or below counts as failed, and the component keeps its last positive
+    ``v`` (scipy would go on iterating on the negative values).
     """
     if not a > 0.0:
         return np.nan

@@ -110,8 +110,11 @@ def main() -> None:
         help="also time both with no thread limit (as a user calls them)",
     )
     args = parser.parse_args()
-    if args.repeats < 1:
-        parser.error(f"--repeats must be at least 1, got {args.repeats}")
+    for name in ("n", "seeds", "repeats"):  # before the ~1 min of fits per case
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
+    if not args.dims or min(args.dims) < 1:
+        parser.error(f"--dims must be positive dimensions, got {args.dims}")
     from studenttmixture import EMStudentMixture
 
     print(
