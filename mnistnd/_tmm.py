@@ -152,9 +152,9 @@ class StudentTMixture:
         ``"double"``: as above (float32 only screens, every pair that enters the fit is
         computed in float64); reproduces ``studenttmixture`` to ~1e-12 in the mean
         log-likelihood. ``"single"``: every distance in float32 (the M-step's sums stay
-        float64); 0.95-1.3x as fast as ``"double"`` in the last benchmark (six seeds;
-        1.1-1.6x in earlier ones, when the double path was slower), and in the 24
-        10,000 x 64 MNIST-Nd fits benchmarked so far (six seeds) its labels agreed with the
+        float64); 0.9-1.3x as fast as ``"double"`` in the last two benchmarks (six seeds
+        each; 1.1-1.6x in earlier ones, when the double path was slower), and in the 30
+        10,000 x 64 MNIST-Nd fits benchmarked so far its labels agreed with the
         library's to ARI 1.0000 (log-likelihood within 1.7e-7), but its ~1e-6 relative error
         in every distance can steer EM to another optimum (an earlier float32 mode once
         stopped 0.03 lower, ARI 0.96). Use it for exploration, not for reference numbers.
