@@ -210,7 +210,8 @@ class StudentTMixture:
     # per-fit working arrays (see _prepare, _set_whitening, _e_step): dropped after fit
     _WORKING = ("_X", "_xnorm", "_loc_norm", "_ws", "_lower", "_primary", "_passes",
                 "_rows_used", "_row_weight", "_block_start", "_block_rows", "_inv", "_inv32",
-                "_loc", "_iteration", "_record_buffers", "_kept_fraction")  # fmt: skip
+                "_inv_norm", "_loc", "_const", "_half", "_inv_df", "_g32", "_iteration",
+                "_record_buffers", "_kept_fraction")  # fmt: skip
     # the record of each whitened row (see mnistnd._tmm_kernels), in whiten_rows' order
     _RECORDS = (("point", np.int64), ("comp", np.int64), ("lp", np.float64),
                 ("maha", np.float64))  # fmt: skip
@@ -473,7 +474,7 @@ class StudentTMixture:
         s1 = np.zeros((n_comp, dim))
         # (start, rows) of each component's records, per role with kept pairs: (K, passes, 2)
         blocks = {
-            role: np.stack([np.array(p) for p in self._passes[role]], axis=-1).transpose(1, 2, 0)
+            role: np.array(self._passes[role]).transpose(2, 0, 1)  # from (passes, 2, K)
             for role, w in self._row_weight.items() if w.any()
         }  # fmt: skip
         for k in range(n_comp):  # a point has at most one kept row per component: <= n rows

@@ -55,6 +55,10 @@ def test_recovers_blobs_and_estimates_df():
 
 def test_same_seed_same_fit_and_kmeanspp():
     X, _ = _heavy_tailed_blobs(seed=2)
+    m = StudentTMixture(3, random_state=5).fit(X)
+    # the fit's working arrays are dropped: the model keeps what predict and diagnostics read
+    private = {k for k in vars(m) if k.startswith("_")}
+    assert private == {"_center", "_loc_c", "_exact_fraction", "_double_fraction"}
     a = StudentTMixture(3, random_state=5).fit_predict(X)
     b = StudentTMixture(3, random_state=5).fit_predict(X)
     assert np.array_equal(a, b)
