@@ -826,6 +826,7 @@ def _stage_sources(root: Path, folder: Path, entries: list[str],
     if (root / "book").is_dir():
         shutil.copytree(root / "book", tmp / "book",
                         ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    _stage_release(tmp / "book")
     # static assets next to the chapter sources (images referenced by markdown cells)
     if (root / CHAPTER_DIR).is_dir():
         shutil.copytree(root / CHAPTER_DIR, tmp / CHAPTER_DIR,
@@ -841,9 +842,65 @@ def _stage_sources(root: Path, folder: Path, entries: list[str],
     return tmp
 
 
+def _stage_release(pages: Path) -> None:
+    """Put the package's MNIST-Nd release beside the hand-written pages, checked first.
+
+    ``book/datasets.md`` links each file with the ``{download}`` role
+    (``release/<version>/<file>``), so Sphinx ships them with the HTML.
+    """
+    from mnistnd import release
+
+    release.check_all()
+    target = pages / "release" / release.VERSION
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(release.release_dir(), target, dirs_exist_ok=True)
+
+
+#: Generated at build time beside the hand-written pages, included by ``book/reproduce.md``.
+TIMES_TABLE = "book/_generated/times.inc"
+
+
+def _chapter_title(stem: str) -> str:
+    path = find_book_root() / CHAPTER_DIR / f"{stem}.md"
+    with contextlib.suppress(OSError):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.startswith("# "):
+                return line[2:].strip()
+    return stem
+
+
+def times_table(folder: str | os.PathLike, profile: str) -> str:
+    """Markdown table of the chapter times of this build and of the release's training.
+
+    Chapter rows come from ``<folder>/timings.csv`` (written by every chapter run); the
+    release row from the release manifest (seconds of training per model, summed).
+    """
+    lines = ["| step | profile | status | wall time |", "|---|---|---|---:|"]
+    rows = read_timings(folder)
+    for row in rows:
+        minutes = float(row["seconds"]) / 60
+        lines.append(f"| {_chapter_title(row['chapter'])} | `{row['profile']}` | "
+                     f"{row['status']} | {minutes:.1f} min |")
+    total = sum(float(r["seconds"]) for r in rows)
+    lines.append(f"| **all chapters of this build** | `{profile}` | | **{total / 60:.1f} min** |")
+    with contextlib.suppress(Exception):
+        from mnistnd import release
+
+        meta = release.manifest()
+        per_model = ", ".join(f"d = {d}: {m['seconds'] / 60:.0f}"
+                              for d, m in sorted(meta["models"].items(), key=lambda kv: int(kv[0])))
+        lines.append(f"| m-VAE training of the release, `mnistnd release build` (two models "
+                     f"at a time; minutes per model: {per_model}) | paper settings | "
+                     f"finished | {meta['training_wall_seconds'] / 60:.0f} min |")
+    return "\n".join(lines) + "\n"
+
+
 def _stage(tmp: Path, folder: Path, entries: list[str]) -> Path:
     """Add the executed chapters to the staged sources and move them to ``<folder>/_book``."""
     stage = folder / "_book"
+    generated = tmp / TIMES_TABLE
+    generated.parent.mkdir(parents=True, exist_ok=True)
+    generated.write_text(times_table(folder, folder.name), encoding="utf-8")
     for entry in entries:
         if _is_chapter(entry):
             executed = folder / CHAPTER_DIR / f"{entry.split('/', 1)[1]}.ipynb"
@@ -1076,7 +1133,7 @@ def source_banner_markdown(*infos: dict) -> str:
     for info in infos:
         if not isinstance(info, dict) or not {"dataset", "source"} <= set(info):
             raise TypeError(f"infos: expected dicts from mnistnd.data.source_info, got {info!r}")
-        bundled = info["source"] != "full"
+        bundled = info["source"] not in ("full", "release")
         lines = [
             f":::{{admonition}} {BANNER_TITLE}: {info['dataset']} ({info['source']})",
             f":class: {'warning' if bundled else 'note'}",

@@ -8,6 +8,8 @@ Examples
     mnistnd params notebooks/data.md
     mnistnd book --profile quick            # HTML in _build/html
     mnistnd export --out mnistnd_datasets   # .h5ad/.csv.gz of the six datasets
+    mnistnd release verify --dims 2 --epochs 1   # retrain one epoch, compare with the release
+    mnistnd release build                   # train at the paper's settings, write the release
 
 Exit status: 0 on success, 2 for bad input (nothing was run), 1 when a chapter or the book build
 failed.
@@ -72,7 +74,29 @@ def _parser() -> argparse.ArgumentParser:
     common(export)
     export.add_argument("--out", default="mnistnd_datasets", metavar="DIR",
                         help="output folder (default: ./mnistnd_datasets)")
+    _release_parser(sub)
     return parser
+
+
+def _release_parser(sub) -> None:
+    rel = sub.add_parser("release", help="build or verify the MNIST-Nd release shipped with "
+                         "the package", description="The MNIST-Nd release (mnistnd.release): "
+                         "`build` trains the six m-VAEs at the paper's settings and writes the "
+                         "release; `verify` retrains the first epochs and compares bit for bit.")
+    action = rel.add_subparsers(dest="action", required=True, metavar="ACTION")
+    build = action.add_parser("build", help="train (resumable) and write the release")
+    build.add_argument("--artifacts-dir", default=None, metavar="DIR",
+                       help="training folder (default: <artifacts root>/paper)")
+    build.add_argument("--out", default=None, metavar="DIR",
+                       help="release folder to write (default: the package's own)")
+    build.add_argument("--n-jobs", type=int, default=2, metavar="N",
+                       help="models trained at once, one single-thread process each")
+    verify = action.add_parser("verify", help="retrain the first epochs and compare histories")
+    verify.add_argument("--dims", type=int, nargs="+", default=[2], metavar="D",
+                        help="latent dimensions to retrain (default: 2)")
+    verify.add_argument("--epochs", type=int, default=1, metavar="N",
+                        help="epochs to retrain and compare (default: 1)")
+    action.add_parser("check", help="check every release file against the manifest's sha256")
 
 
 class _BadInput(Exception):
@@ -224,7 +248,36 @@ def _cmd_export(args) -> int:
     return 0
 
 
-_COMMANDS = {"run": _cmd_run, "params": _cmd_params, "book": _cmd_book, "export": _cmd_export}
+def _cmd_release(args) -> int:
+    from mnistnd import release, settings
+
+    if args.action == "check":
+        for name, digest in release.check_all().items():
+            print(f"  {name:<24} sha256 {digest}  ok")
+        print(f"{release.NAME}: every file matches its manifest")
+        return 0
+    if args.action == "verify":
+        table = release.verify(args.dims, args.epochs, progress=True)
+        bad = table[~table["equal"]]
+        for (d, e), rows in table.groupby(["latent_dim", "epoch"]):
+            status = "identical" if rows["equal"].all() else "DIFFERENT"
+            print(f"  d = {d:<3} epoch {e:<3} {len(rows)} loss terms {status}")
+        if len(bad):
+            print(bad.to_string(index=False), file=sys.stderr)
+            raise RuntimeError(f"{len(bad)} history values differ from {release.NAME}")
+        print(f"history equals {release.NAME} bit for bit")
+        return 0
+    if args.n_jobs < 1:
+        raise _BadInput(f"--n-jobs must be >= 1, got {args.n_jobs}")
+    folder = args.artifacts_dir or settings.artifacts_root() / "paper"
+    content = release.build(folder, args.out, n_jobs=args.n_jobs)
+    print(f"wrote {content['name']} ({len(content['files'])} files) to "
+          f"{args.out or release.release_dir()}")
+    return 0
+
+
+_COMMANDS = {"run": _cmd_run, "params": _cmd_params, "book": _cmd_book, "export": _cmd_export,
+             "release": _cmd_release}
 
 
 def main(argv: list[str] | None = None) -> int:

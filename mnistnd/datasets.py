@@ -40,6 +40,7 @@ from mnistnd._io import atomic_write, file_sha256
 __all__ = [
     "PAPER_DIMS",
     "build",
+    "SOURCES",
     "load_mnistnd",
     "load_many",
     "load_model",
@@ -248,7 +249,7 @@ def build(
         key = _hash(config)
         path = folder / f"mnist_{d}d.h5ad"
         if path.exists() and _read_uns_hash(path) == key:
-            rows[d] = {**_summary_row(load_mnistnd(d, artifacts_dir)), "reused": True}
+            rows[d] = {**_summary_row(load_mnistnd(d, "artifacts", artifacts_dir)), "reused": True}
             continue
         run_dir = settings.ensure_writable_dir(folder / "runs" / f"d{d}-{key}", "artifacts_dir")
         _write_text(run_dir / "config.json", json.dumps(config, indent=2, sort_keys=True))
@@ -393,15 +394,28 @@ def _missing(d: int, artifacts_dir) -> FileNotFoundError:
     )
 
 
-def load_many(latent_dims: Sequence[int], artifacts_dir=None) -> dict:
+SOURCES = ("auto", "release", "artifacts")
+
+
+def _resolve_source(d: int, source: str, artifacts_dir) -> str:
+    """``"auto"``: this profile's own dataset when it trained one, else the release."""
+    check_choice("source", source, SOURCES)
+    if source != "auto":
+        return source
+    return "artifacts" if dataset_path(d, artifacts_dir).exists() else "release"
+
+
+def load_many(latent_dims: Sequence[int], source: str = "auto", artifacts_dir=None) -> dict:
     """Load the MNIST-Nd datasets of several dimensions (see :func:`load_mnistnd`).
 
     Parameters
     ----------
     latent_dims
         Dimensions to load (non-empty, positive, distinct), e.g. ``[2, 4, 8, 16, 32, 64]``.
+    source
+        ``"auto"``, ``"release"`` or ``"artifacts"``, as in :func:`load_mnistnd`.
     artifacts_dir
-        Artifacts folder holding the datasets.
+        Artifacts folder holding trained datasets.
 
     Returns
     -------
@@ -413,19 +427,31 @@ def load_many(latent_dims: Sequence[int], artifacts_dir=None) -> dict:
     FileNotFoundError
         If a dataset is missing; the message names the chapter that builds it.
     """
+    check_choice("source", source, SOURCES)
     dims = check_int_list("latent_dims", list(latent_dims), minimum=1)
     if len(set(dims)) != len(dims):
         raise ValueError(f"latent_dims must be distinct (repeated values in {dims})")
-    return {d: load_mnistnd(d, artifacts_dir) for d in dims}
+    return {d: load_mnistnd(d, source, artifacts_dir) for d in dims}
 
 
-def load_mnistnd(d: int, artifacts_dir=None, *, expected_config: Mapping | None = None):
+def load_mnistnd(d: int, source: str = "auto", artifacts_dir=None, *,
+                 expected_config: Mapping | None = None):
     """Load the MNIST-Nd dataset of latent dimension ``d``.
 
     Parameters
     ----------
     d
         Latent dimension (2, 4, 8, 16, 32 or 64 in the paper).
+    source
+        Where the dataset comes from:
+
+        * ``"release"``: the datasets shipped with the package
+          (:mod:`mnistnd.release`, *MNIST-Nd as reproduced by this compendium*), checked
+          against their manifest; nothing needs to be trained;
+        * ``"artifacts"``: a dataset trained by :func:`build` (the m-VAE chapter) in
+          ``artifacts_dir``;
+        * ``"auto"``: ``"artifacts"`` when ``artifacts_dir`` holds a trained dataset of
+          dimension ``d``, otherwise ``"release"``.
     artifacts_dir
         Artifacts folder (see :func:`mnistnd.settings.artifacts_dir`).
     expected_config
@@ -436,23 +462,35 @@ def load_mnistnd(d: int, artifacts_dir=None, *, expected_config: Mapping | None 
     -------
     anndata.AnnData
         ``X`` = embedding ``(n_test, d)`` float32, ``obs["digit"]`` (true label, never used in
-        training), ``obs["component"]`` (most probable mixture component), ``uns`` = config and
-        training record.
+        training), ``obs["component"]`` (most probable mixture component),
+        ``obs["test_index"]`` (row of the MNIST test split), ``uns`` = config and training
+        record (and ``uns["release"]`` for the release).
 
     Raises
     ------
-    FileNotFoundError
-        If the dataset has not been built; the message names the chapter and command that make it.
     ValueError
-        If ``expected_config`` does not match the stored configuration.
+        For an unknown ``source``, a dimension the release lacks, or a configuration that
+        differs from ``expected_config``.
+    FileNotFoundError
+        If ``source="artifacts"`` and the dataset has not been built; the message names the
+        chapter and command that make it.
+    mnistnd.release.ReleaseError
+        If a release file is missing or fails its sha256 check.
     """
     import anndata
 
     d = check_int("d", d, minimum=1)
-    path = dataset_path(d, artifacts_dir)
-    if not path.exists():
-        raise _missing(d, artifacts_dir)
-    adata = anndata.read_h5ad(path)
+    if _resolve_source(d, source, artifacts_dir) == "release":
+        from mnistnd import release
+
+        adata = release.load(d)
+        where = f"release {release.VERSION}"
+    else:
+        path = dataset_path(d, artifacts_dir)
+        if not path.exists():
+            raise _missing(d, artifacts_dir)
+        adata = anndata.read_h5ad(path)
+        where = str(path.parent)
     if expected_config:
         stored = adata.uns.get("config", {})
         diff = {k: (stored.get(k, "<absent>"), v) for k, v in expected_config.items()
@@ -461,7 +499,7 @@ def load_mnistnd(d: int, artifacts_dir=None, *, expected_config: Mapping | None 
             details = ", ".join(f"{k}: built with {a!r}, requested {b!r}"
                                 for k, (a, b) in diff.items())
             raise ValueError(
-                f"MNIST-{d}d in {path.parent} was built under a different configuration "
+                f"MNIST-{d}d in {where} was built under a different configuration "
                 f"({details}); rebuild it with `mnistnd run {_CHAPTER}` and those parameters"
             )
     return adata
@@ -481,7 +519,7 @@ def load_model(d: int, artifacts_dir=None, device: str = "cpu"):
 
     from mnistnd.models import MixtureVAE
 
-    adata = load_mnistnd(d, artifacts_dir)
+    adata = load_mnistnd(d, "artifacts", artifacts_dir)
     path = _folder(artifacts_dir) / adata.uns["run_dir"] / "model.pt"
     if not path.exists():
         raise FileNotFoundError(f"model weights of MNIST-{d}d missing: {path}; rebuild with "
@@ -492,9 +530,12 @@ def load_model(d: int, artifacts_dir=None, device: str = "cpu"):
     return model.to(device).eval()
 
 
-def load_history(d: int, artifacts_dir=None) -> pd.DataFrame:
-    """Return the training history (one row per epoch) of MNIST-``d``d."""
-    adata = load_mnistnd(d, artifacts_dir)
+def load_history(d: int, source: str = "auto", artifacts_dir=None) -> pd.DataFrame:
+    """Return the training history (one row per epoch) of MNIST-``d``d.
+
+    ``source`` and ``artifacts_dir`` are as in :func:`load_mnistnd`.
+    """
+    adata = load_mnistnd(d, source, artifacts_dir)
     columns = [str(c) for c in adata.uns["history_columns"]]
     return pd.DataFrame({c: np.asarray(adata.uns["history"][c]) for c in columns})
 
@@ -529,7 +570,8 @@ def summary(latent_dims: Sequence[int] | None = None, artifacts_dir=None) -> pd.
     """
     dims = available_dims(artifacts_dir) if latent_dims is None else check_int_list(
         "latent_dims", list(latent_dims), minimum=1)
-    return pd.DataFrame([_summary_row(load_mnistnd(d, artifacts_dir)) for d in dims])
+    return pd.DataFrame([_summary_row(load_mnistnd(d, "artifacts", artifacts_dir))
+                         for d in dims])
 
 
 def export(artifacts_dir=None, out_dir=None, latent_dims: Sequence[int] | None = None) -> list:
@@ -556,7 +598,7 @@ def export(artifacts_dir=None, out_dir=None, latent_dims: Sequence[int] | None =
         raise FileNotFoundError(
             f"no MNIST-Nd datasets in {_folder(artifacts_dir)}; build them with "
             f"`mnistnd run {_CHAPTER}`")
-    adatas = {d: load_mnistnd(d, artifacts_dir) for d in dims}  # all present before writing
+    adatas = {d: load_mnistnd(d, "artifacts", artifacts_dir) for d in dims}  # all, then write
     out = settings.ensure_writable_dir(
         settings.artifacts_dir(artifacts_dir) / "export" if out_dir is None else out_dir,
         "out_dir")

@@ -4,16 +4,21 @@ Every index is a pure function ``f(X, labels, ...) -> float`` that follows its p
 docstrings state each definition, the parameters and how noise (label ``-1``) and degenerate
 inputs are handled. Nothing here holds an ``n x n`` matrix: pairwise distances are computed in
 row blocks (:func:`_blocks`) of at most ``_BLOCK_BYTES`` bytes, so that memory stays ``O(n)``
-beyond one block.
+beyond one block; only DBCV in hdbscan's form holds one cluster's dense distance matrix, as
+hdbscan does. DBCV and DCSI have several published implementations that give different values;
+each is an option of :func:`dbcv` / :func:`dcsi`, and :func:`index_variants` computes them all.
 
 References
 ----------
 * DISCO: Beer et al., "DISCO: Internal evaluation of density-based clustering" (2024), public
   reference code ``disco_score`` / ``disco_samples`` (cited by MNIST-Nd as "Anonymous 2024").
 * DBCV: Moulavi, Jaskowiak, Campello, Zimek & Sander, "Density-based clustering validation",
-  SDM 2014.
+  SDM 2014; ``hdbscan.validity.validity_index``; the DISCO authors' copy of it
+  (``pasiweber/DISCO``, ``src/Evaluation/dbcv.py``).
 * DCSI: Gauss, Scheipl & Herrmann, "DCSI - an improved measure of cluster separability based on
-  separation and connectedness", arXiv:2310.12806 (2023), authors' R function ``calc_DCSI``.
+  separation and connectedness", arXiv:2310.12806 (2023); the authors' R functions
+  ``calc_DCSI`` / ``calc_DCSI_RW`` (``JanaGauss/dcsi``); the Python port in
+  ``pasiweber/DISCO`` (``src/Evaluation/dcsi.py``).
 * S_Dbw: Halkidi & Vazirgiannis, "Clustering validity assessment: finding the optimal
   partitioning of a data set", ICDM 2001; Tong & Tan (2009) for ``method="tong"``.
 * Density peaks: Rodriguez & Laio, "Clustering by fast search and find of density peaks",
@@ -22,11 +27,16 @@ References
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
+from scipy.spatial.distance import cdist
+from sklearn.metrics import pairwise_distances
 
 from mnistnd._checks import check_choice, check_float, check_int, check_labels, check_matrix
 
 __all__ = [
+    "INDEX_VARIANTS",
     "PAPER_TABLE1",
     "dbcv",
     "dcsi",
@@ -34,6 +44,7 @@ __all__ = [
     "density_peaks_multi",
     "disco",
     "disco_samples",
+    "index_variants",
     "indices_table",
     "s_dbw",
     "score_all",
@@ -574,6 +585,12 @@ def disco(X, labels, min_points: int = 5) -> float:
 # --------------------------------------------------------------------------------------------
 # DBCV
 # --------------------------------------------------------------------------------------------
+#: Allowed ``mst`` of :func:`dbcv`: which of the tied minimum spanning trees a cluster gets.
+_DBCV_TREES = ("hdbscan", "length_ties")
+#: Allowed ``metric`` of :func:`dbcv`.
+_DBCV_METRICS = ("euclidean", "sqeuclidean")
+
+
 def _int_power(A: np.ndarray, p: int) -> np.ndarray:
     """Raise ``A`` to a positive integer power by repeated squaring (much faster than pow)."""
     result = None
@@ -587,15 +604,15 @@ def _int_power(A: np.ndarray, p: int) -> np.ndarray:
         base *= base
 
 
-def _all_points_core_distance(Xk, sqk) -> np.ndarray:
+def _all_points_core_distance(Xk, sqk, exponent: int) -> np.ndarray:
     """Moulavi et al.'s apcd within one cluster, computed without overflow.
 
     ``apcd(x) = (mean_j (1 / d(x, j))^D)^(-1/D)`` over the other points of the cluster, with
-    ``D`` the dimensionality. Scaling by the nearest distance ``m`` keeps every power <= 1:
-    ``apcd = m * (mean_j (m / d_j)^D)^(-1/D)``. A duplicate (``m = 0``) gives ``apcd = 0``, the
-    limit of the definition.
+    ``D = exponent`` (the dimensionality in the paper). Scaling by the nearest distance ``m``
+    keeps every power <= 1: ``apcd = m * (mean_j (m / d_j)^D)^(-1/D)``. A duplicate (``m = 0``)
+    gives ``apcd = 0``, the limit of the definition.
     """
-    n, dim = Xk.shape
+    n = Xk.shape[0]
     out = np.empty(n)
     for sl in _blocks(n, n):
         D = np.sqrt(_sqdist(Xk[sl], Xk, sqk[sl], sqk))
@@ -607,51 +624,170 @@ def _all_points_core_distance(Xk, sqk) -> np.ndarray:
         D[r, nn] = m
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(m[:, None] > 0, m[:, None] / D, 0.0)
-            mean = np.sum(_int_power(ratio, dim), axis=1) / (n - 1)
-            out[sl] = np.where(m > 0, m * mean ** (-1.0 / dim), 0.0)
+            mean = np.sum(_int_power(ratio, exponent), axis=1) / (n - 1)
+            out[sl] = np.where(m > 0, m * mean ** (-1.0 / exponent), 0.0)
     return out
 
 
-def _internal(n: int, a, b, w):
-    """Return internal nodes (MST degree > 1) and the weights of edges joining two internal nodes.
+def _apcd_hdbscan(D: np.ndarray, exponent: int) -> np.ndarray:
+    """Compute hdbscan's apcd from one cluster's dense distance matrix ``D`` (zero diagonal).
 
-    Following the authors' MATLAB code (and hdbscan), all nodes count when none is internal and
-    all edges when no edge joins two internal nodes (clusters of two or three points).
+    ``(mean_j (1 / d_ij)^D)^(-1/D)`` where zero distances (the point itself, copies of it) add
+    nothing but the mean still divides by ``n - 1``; if every sum is 0, every apcd is 0. The
+    operations are hdbscan's, in its order, so that the values (and hence the ties between
+    mutual-reachability distances) are the same bit for bit; like hdbscan, a power that
+    overflows gives ``apcd = 0``.
+    """
+    powers = np.zeros_like(D)
+    nonzero = D != 0
+    with np.errstate(over="ignore"):
+        powers[nonzero] = (1.0 / D[nonzero]) ** exponent
+    mean = powers.sum(axis=1) / (D.shape[0] - 1)
+    if mean.sum() == 0:
+        return np.zeros(D.shape[0])
+    with np.errstate(divide="ignore"):
+        return mean ** (-1.0 / exponent)
+
+
+def _prim_first_met(W: np.ndarray):
+    """Build the minimum spanning tree hdbscan's DBCV gets from a dense weight matrix ``W``.
+
+    Prim's algorithm from node 0; each step adds the lowest-index node among those nearest to
+    the tree (hdbscan's ``mst_linkage_core``), rows of ``W`` being read for the node just added.
+    The new node is attached to the lowest-index tree node whose weight to it (its own row of
+    ``W``) is ``numpy.isclose`` to the step's weight, as ``internal_minimum_spanning_tree``
+    rewrites the edge list; the edge keeps the step's weight. Returns ``(a, b, w)`` of the
+    ``n - 1`` steps in order: attached-to node, new node, weight.
+    """
+    n = W.shape[0]
+    a = np.empty(n - 1, np.intp)
+    b = np.empty(n - 1, np.intp)
+    w = np.empty(n - 1)
+    in_tree = np.zeros(n, bool)
+    best = np.full(n, np.inf)
+    u = 0
+    for t in range(n - 1):
+        in_tree[u] = True
+        best[u] = np.inf
+        np.minimum(best, W[u], out=best, where=~in_tree)
+        v = int(np.argmin(best))  # the first index among equal weights
+        b[t], w[t] = v, best[v]
+        # never empty: the tree node that gave best[v] is within rounding of it
+        a[t] = np.flatnonzero(in_tree & np.isclose(W[v], w[t]))[0]
+        u = v
+    return a, b, w
+
+
+def _internal(n: int, a, b, w, lone: str):
+    """Return internal nodes (MST degree > 1) and the weights of edges joining two of them.
+
+    When no node is internal (a two-point cluster), ``lone="all"`` takes every node (the
+    authors' MATLAB code) and ``lone="first"`` node 0 only (hdbscan). When no edge joins two
+    internal nodes (three points), every edge counts (both).
     """
     deg = np.bincount(np.concatenate([a, b]), minlength=n)
     nodes = np.flatnonzero(deg > 1)
     if nodes.size == 0:
-        nodes = np.arange(n)
+        nodes = np.arange(n) if lone == "all" else np.zeros(1, np.intp)
     inner = (deg[a] > 1) & (deg[b] > 1)
     edges = w[inner] if np.any(inner) else w
     return nodes, edges
 
 
-def dbcv(X, labels) -> float:
+def _dbcv_cluster_hdbscan(Xk, metric: str, exponent: int):
+    """Return apcd, internal nodes and sparseness of one cluster, as hdbscan computes them."""
+    D = pairwise_distances(Xk, metric=metric)
+    apcd = _apcd_hdbscan(D, exponent)
+    W = np.maximum(D, np.maximum(apcd[:, None], apcd[None, :]))
+    a, b, w = _prim_first_met(W)
+    nodes, edges = _internal(Xk.shape[0], a, b, w, lone="first")
+    return apcd, nodes, float(edges.max())
+
+
+def _dbcv_cluster_length_ties(Xk, exponent: int):
+    """Return apcd, internal nodes and sparseness of one cluster, tied weights by length."""
+    Xc, sq = _prepare(Xk)
+    apcd = _all_points_core_distance(Xc, sq, exponent)
+    a, b, w = _prim_mst(Xc, sq, apcd, tie_break=True)
+    nodes, edges = _internal(Xk.shape[0], a, b, w, lone="all")
+    return apcd, nodes, float(edges.max())
+
+
+def _min_cross(X, A, B, metric: str = "euclidean", core=None) -> float:
+    """Smallest distance between the rows ``A`` and the rows ``B`` of ``X``, in row blocks.
+
+    With ``core`` (per row of ``X``) the distances are mutual-reachability distances
+    ``max(d_ij, core_i, core_j)``. Distances come from ``scipy.spatial.distance.cdist``.
+    """
+    best = np.inf
+    for sl in _blocks(A.size, B.size):
+        D = cdist(X[A[sl]], X[B], metric)
+        if core is not None:
+            np.maximum(D, core[A[sl]][:, None], out=D)
+            np.maximum(D, core[B][None, :], out=D)
+        best = min(best, float(D.min()))
+    return best
+
+
+def _dbcv_clusters(X, labels, ids, mst: str, metric: str):
+    """Return apcd of every point, and per cluster its sparseness and internal nodes (into X)."""
+    dim = X.shape[1]
+    apcd = np.empty(X.shape[0])
+    dsc = np.empty(ids.size)
+    internal = []
+    for c, cid in enumerate(ids):
+        mask = labels == cid
+        if mst == "hdbscan":
+            core, nodes, dsc[c] = _dbcv_cluster_hdbscan(X[mask], metric, dim)
+        else:
+            exponent = 2 * dim if metric == "sqeuclidean" else dim
+            core, nodes, dsc[c] = _dbcv_cluster_length_ties(X[mask], exponent)
+        apcd[mask] = core
+        internal.append(np.flatnonzero(mask)[nodes])
+    return apcd, dsc, internal
+
+
+def dbcv(X, labels, mst: str = "hdbscan", metric: str = "euclidean") -> float:
     """Density-Based Clustering Validation index (Moulavi et al. 2014).
 
-    For each cluster: all-points core distances (``apcd``, exponent ``D`` = n_features),
-    the minimum spanning tree of the mutual-reachability distances
-    ``max(d_ij, apcd_i, apcd_j)`` inside the cluster; density sparseness ``DSC`` = largest
-    MST edge between internal nodes (degree > 1); density separation ``DSPC`` of two clusters =
-    smallest mutual-reachability distance between their internal nodes. Cluster validity
-    ``V = (min DSPC - DSC) / max(min DSPC, DSC)`` (0 when both are 0), and
-    ``DBCV = sum_c |c| / n * V_c`` with ``n`` counting noise points, so noise lowers the score.
+    Per cluster: all-points core distances ``apcd_i = (mean_j (1 / d_ij)^D)^(-1/D)`` over the
+    cluster's other points, ``D`` = n_features for either metric (as in hdbscan); the minimum
+    spanning tree (MST) of the mutual-reachability distances ``max(d_ij, apcd_i, apcd_j)``;
+    density sparseness ``DSC`` = largest MST edge between internal nodes (degree > 1). The
+    separation ``DSPC`` of two clusters is the smallest mutual-reachability distance between
+    their internal nodes, computed cluster pair by pair in blocks (never ``n x n``).
+    ``V_c = (min DSPC - DSC) / max(min DSPC, DSC)`` (0 when both are 0) and
+    ``DBCV = sum_c |c| / n * V_c``, ``n`` counting noise points, so noise lowers the score.
 
-    Mutual-reachability weights tie often, so a cluster's MST (and its internal nodes) is not
-    unique; ties are ordered by Euclidean edge length, which makes the result independent of
-    the order of the points (hdbscan's ``validity_index`` keeps the tree its Prim's algorithm
-    meets first and changes when the points are reordered). Clusters of two or three points
-    follow the authors' MATLAB fallback (all nodes / all edges). ``apcd`` is computed in a
-    scaled form that cannot overflow (hdbscan's ``(1/d)^D`` does for small distances in
-    64 dimensions); a duplicated point has ``apcd = 0``.
+    Mutual-reachability distances tie often (every edge shorter than both core distances
+    weighs the larger core distance), so the MST and its internal nodes are not unique, and
+    the choice changes the value; ``mst`` makes it:
+
+    * ``"hdbscan"`` equals ``hdbscan.validity.validity_index`` up to rounding: its apcd
+      formula (zero distances left out of the sum, mean over ``|c| - 1``, powers that may
+      overflow in high dimension), the tree its Prim's algorithm meets first (lowest index
+      among equal weights, each node attached to the lowest-index earlier node at a
+      ``numpy.isclose`` weight) and its fallbacks (node 0 when no node is internal, all edges
+      when no edge joins two internal nodes). The value depends on the order of the points;
+      a cluster's dense ``|c| x |c|`` distance matrix is held, as in hdbscan.
+    * ``"length_ties"`` orders equal weights by Euclidean edge length: a canonical tree and a
+      value independent of the point order. apcd in a scaled form that cannot overflow, 0 for
+      a duplicated point (the limit of the definition); every node counts as internal when
+      none is (the authors' MATLAB code). Memory ``O(n)`` beyond blocks of distances.
 
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features)
-        Finite data, Euclidean distances.
+        Finite data.
     labels : array-like of shape (n_samples,)
         Integer cluster labels, ``-1`` for noise (excluded from clusters).
+    mst : {"hdbscan", "length_ties"}, default "hdbscan"
+        Which minimum spanning tree a cluster gets among tied ones (see above).
+    metric : {"euclidean", "sqeuclidean"}, default "euclidean"
+        ``d_ij``. Squared Euclidean is the default of the DISCO authors' copy of hdbscan's
+        code, i.e. ``validity_index(X, labels, metric="sqeuclidean")``. With
+        ``mst="length_ties"`` it is the Euclidean index with exponent ``2 D`` and squared
+        ``DSC`` and ``DSPC`` (squaring is monotone: same tree, same ties).
 
     Returns
     -------
@@ -661,44 +797,28 @@ def dbcv(X, labels) -> float:
     Raises
     ------
     ValueError
-        Fewer than two clusters, or a cluster with a single point (``apcd`` undefined).
+        Unknown ``mst`` or ``metric``, fewer than two clusters, or a cluster with a single
+        point (``apcd`` undefined).
     """
     X, labels = _check_xy(X, labels)
+    check_choice("mst", mst, _DBCV_TREES)
+    check_choice("metric", metric, _DBCV_METRICS)
     ids, sizes = _clusters(labels, "dbcv")
     if np.any(sizes < 2):
         raise ValueError(
             f"labels: dbcv needs at least 2 points per cluster; cluster {ids[sizes < 2][0]} has 1"
         )
-    Xc, sq = _prepare(X)
-    apcd = np.empty(X.shape[0])
-    dsc = np.empty(ids.size)
-    internal = []
-    for c, cid in enumerate(ids):
-        idx = np.flatnonzero(labels == cid)
-        apcd[idx] = _all_points_core_distance(Xc[idx], sq[idx])
-        a, b, w = _prim_mst(Xc[idx], sq[idx], apcd[idx], tie_break=True)
-        nodes, edges = _internal(idx.size, a, b, w)
-        dsc[c] = edges.max() if edges.size else 0.0
-        internal.append(idx[nodes])
-    all_int = np.concatenate(internal)
-    grp = np.concatenate([np.full(v.size, c) for c, v in enumerate(internal)])
+    # length_ties works on Euclidean distances; squared ones come from exponent 2 D (see above)
+    squared = mst == "length_ties" and metric == "sqeuclidean"
+    apcd, dsc, internal = _dbcv_clusters(X, labels, ids, mst, metric)
     dspc = np.full((ids.size, ids.size), np.inf)
-    for c in range(ids.size):
-        rows = internal[c]
-        cols = all_int[grp != c]
-        cgrp = grp[grp != c]
-        for sl in _blocks(rows.size, cols.size):
-            r = rows[sl]
-            D = np.sqrt(_sqdist(Xc[r], Xc[cols], sq[r], sq[cols]))
-            np.maximum(D, apcd[r][:, None], out=D)
-            np.maximum(D, apcd[cols][None, :], out=D)
-            for o in np.unique(cgrp):
-                sub = D[:, cgrp == o]
-                i, j = np.unravel_index(np.argmin(sub), sub.shape)
-                ri, cj = r[i], cols[cgrp == o][j]
-                val = max(_exact_dist(Xc, ri, cj), apcd[ri], apcd[cj])
-                dspc[c, o] = min(dspc[c, o], val)
+    for c, o in itertools.combinations(range(ids.size), 2):
+        dspc[c, o] = dspc[o, c] = _min_cross(
+            X, internal[c], internal[o], "euclidean" if mst == "length_ties" else metric, apcd
+        )
     sep = dspc.min(axis=1)
+    if squared:
+        sep, dsc = sep**2, dsc**2
     den = np.maximum(sep, dsc)
     with np.errstate(divide="ignore", invalid="ignore"):
         v = np.where(den > 0, (sep - dsc) / den, 0.0)
@@ -708,26 +828,108 @@ def dbcv(X, labels) -> float:
 # --------------------------------------------------------------------------------------------
 # DCSI
 # --------------------------------------------------------------------------------------------
-def dcsi(X, labels, min_pts: int = 5) -> float:
+#: Allowed ``variant`` of :func:`dcsi`.
+_DCSI_VARIANTS = ("r", "paper", "disco")
+
+
+def _kth_distinct(S: np.ndarray, k: int) -> np.ndarray:
+    """Per row of the row-sorted ``S``: the ``k``-th (0-based) distinct value, else the largest."""
+    new = np.ones(S.shape, bool)
+    new[:, 1:] = S[:, 1:] != S[:, :-1]
+    hit = np.cumsum(new, axis=1) == k + 1
+    pos = np.where(hit.any(axis=1), hit.argmax(axis=1), S.shape[1] - 1)
+    return S[np.arange(S.shape[0]), pos]
+
+
+def _dcsi_radii(Xk, min_pts: int, distinct: bool):
+    """Per point of one cluster: its ``min_pts``-th and ``2 min_pts``-th neighbour distances.
+
+    The point itself is not counted (a copy of it is). ``distinct=True`` (the DISCO port):
+    distances are squared; the second radius is the value at position ``2 min_pts`` of the
+    sorted distinct distances from the point, 0 (itself and its copies) first, or the largest
+    if there are fewer; the first radius is ``inf`` when the cluster has at most ``min_pts``
+    points (then fewer than ``min_pts`` others can lie within any radius).
+    """
+    n, k = Xk.shape[0], 2 * min_pts
+    r_core = np.full(n, np.inf)
+    r_eps = np.empty(n)
+    for sl in _blocks(n, n):
+        D = cdist(Xk[sl], Xk)  # column of the point itself: 0, so it sorts first
+        if distinct:
+            D **= 2
+            D.sort(axis=1)
+            r_eps[sl] = _kth_distinct(D, k)
+            if min_pts < n:
+                r_core[sl] = D[:, min_pts]
+        else:
+            D.partition([min_pts, k], axis=1)
+            r_core[sl], r_eps[sl] = D[:, min_pts], D[:, k]
+    return r_core, r_eps
+
+
+def _dcsi_mean_of_pairs(X, cores, conn, variant: str) -> float:
+    """Mean over cluster pairs of ``Sep / (Sep + Conn)`` (= ``q / (1 + q)``), per ``variant``.
+
+    ``cores``: indices into ``X`` of each cluster's core points; ``conn``: each cluster's
+    Euclidean connectedness. A pair with a coreless cluster, or with ``Sep = Conn = 0``, adds 0.
+    """
+    vals = []
+    for c, o in itertools.combinations(range(len(cores)), 2):
+        if cores[c].size == 0 or cores[o].size == 0:
+            vals.append(0.0)
+            continue
+        sep = _min_cross(X, cores[c], cores[o])
+        cn = max(conn[c], conn[o])
+        if variant == "disco":
+            sep, cn = sep**2, cn**2
+        elif variant == "r":
+            sep = 2.0 * sep
+        vals.append(sep / (sep + cn) if sep + cn > 0 else 0.0)
+    return float(np.mean(vals))
+
+
+def dcsi(X, labels, min_pts: int = 5, variant: str = "r") -> float:
     """Density Cluster Separability Index (Gauss, Scheipl & Herrmann 2023).
 
-    Following the authors' R function: for each cluster, ``eps`` = median distance to the
+    For each cluster, ``eps`` = median over its points of the distance to the
     ``2 * min_pts``-th nearest neighbour within the cluster; core points are those whose
-    ``min_pts``-th within-cluster neighbour lies within ``eps`` (the point itself not counted).
-    ``Conn_c`` = largest edge of the Euclidean MST of the cluster's core points;
-    ``Sep_cd`` = smallest distance between core points of clusters ``c`` and ``d``. The pairwise
-    index is ``q / (1 + q)`` with ``q = Sep_cd / max(Conn_c, Conn_d)`` and the index of a
-    partition is the mean over cluster pairs (the version the authors used for their results;
-    their R code notes it). A pair with ``Sep = Conn = 0`` scores 0.
+    ``min_pts``-th within-cluster neighbour lies within ``eps`` (the point itself not
+    counted). ``Conn_c`` = largest edge of the minimum spanning tree of the cluster's core
+    points; ``Sep_cd`` = smallest distance between core points of clusters ``c`` and ``d``.
+    The pairwise index is ``q / (1 + q)`` with ``q = Sep_cd / max(Conn_c, Conn_d)`` and the
+    index of a partition is the mean over all pairs of clusters (the authors' results use this
+    mean; their R code notes it). A pair with ``Sep = Conn = 0`` scores 0. The variants differ
+    as follows:
+
+    * ``"r"``: the authors' R function ``calc_DCSI_RW`` (the code behind the paper's real-data
+      results, averaged over its pairwise matrix): Euclidean distances, but ``Sep_cd`` is
+      twice the smallest distance, because that function fills both triangles of its
+      separation matrix before adding the matrix to its transpose.
+    * ``"paper"``: the definition in the paper (and ``Sep`` of the R function ``calc_DCSI``):
+      Euclidean distances, ``Sep_cd`` the smallest distance.
+    * ``"disco"``: the Python port in the DISCO authors' repository (``dcsi_score``): every
+      distance squared (``eps`` is the median of squared radii, ``Conn`` and ``Sep`` are
+      squared); the ``2 * min_pts``-th neighbour is the ``2 * min_pts``-th smallest
+      *distinct* distance (the largest when there are fewer), which differs from the
+      ``2 * min_pts``-th neighbour only where distances tie; clusters of any size are
+      accepted: a cluster of at most ``min_pts`` points has no core points and its pairs add
+      0 while still counting in the mean. The port compares positions with label values when
+      it loops over pairs, which selects every pair only for labels ``0..k-1``; every pair is
+      used here.
+
+    ``"r"`` and ``"paper"`` need more than ``2 * min_pts`` points per cluster (the R code's
+    nearest-neighbour graph), so every cluster has core points (at least half of its points).
 
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features)
-        Finite data, Euclidean distances.
+        Finite data.
     labels : array-like of shape (n_samples,)
         Integer cluster labels; ``-1`` (noise) points are left out.
     min_pts : int, default 5
         ``minPts`` of the core-point definition.
+    variant : {"r", "paper", "disco"}, default "r"
+        Which implementation to follow (see above).
 
     Returns
     -------
@@ -737,48 +939,29 @@ def dcsi(X, labels, min_pts: int = 5) -> float:
     Raises
     ------
     ValueError
-        Fewer than two clusters, or a cluster with at most ``2 * min_pts`` points.
+        Unknown ``variant``, fewer than two clusters, or (``"r"``, ``"paper"``) a cluster with
+        at most ``2 * min_pts`` points.
     """
     X, labels = _check_xy(X, labels)
     min_pts = check_int("min_pts", min_pts, minimum=1)
+    check_choice("variant", variant, _DCSI_VARIANTS)
     ids, sizes = _clusters(labels, "dcsi")
-    if np.any(sizes <= 2 * min_pts):
+    squared = variant == "disco"
+    if not squared and np.any(sizes <= 2 * min_pts):
         small = ids[sizes <= 2 * min_pts][0]
         raise ValueError(
             f"labels: dcsi needs more than 2 * min_pts = {2 * min_pts} points per cluster; "
             f"cluster {small} has {sizes[ids == small][0]}"
         )
-    Xc, sq = _prepare(X)
-    cores, conn = [], np.empty(ids.size)
+    cores, conn = [], np.zeros(ids.size)
     for c, cid in enumerate(ids):
         idx = np.flatnonzero(labels == cid)
-        knn_d = _knn(Xc[idx], sq[idx], 2 * min_pts)[1]
-        eps = np.median(knn_d[:, 2 * min_pts - 1])
-        core_idx = idx[knn_d[:, min_pts - 1] <= eps]
-        _, _, w = _prim_mst(Xc[core_idx], sq[core_idx])
-        conn[c] = w.max() if w.size else 0.0
-        cores.append(core_idx)
-    # separation: smallest distance between core points of two clusters, one blocked pass over
-    # the core points of later clusters, reduced per cluster
-    sep = np.full((ids.size, ids.size), np.inf)
-    for c in range(ids.size - 1):
-        rows = cores[c]
-        cols = np.concatenate(cores[c + 1 :])
-        bounds = np.cumsum([0] + [v.size for v in cores[c + 1 :]])
-        for sl in _blocks(rows.size, cols.size):
-            r = rows[sl]
-            D = _sqdist(Xc[r], Xc[cols], sq[r], sq[cols])
-            for o in range(bounds.size - 1):
-                a, b = bounds[o], bounds[o + 1]
-                i, j = np.unravel_index(np.argmin(D[:, a:b]), (r.size, b - a))
-                val = float(_exact_dist(Xc, r[i], cols[a + j]))
-                sep[c, c + 1 + o] = min(sep[c, c + 1 + o], val)
-    vals = []
-    for c in range(ids.size):
-        for o in range(c + 1, ids.size):
-            s, cn = sep[c, o], max(conn[c], conn[o])
-            vals.append(s / (s + cn) if s + cn > 0 else 0.0)
-    return float(np.mean(vals))
+        r_core, r_eps = _dcsi_radii(X[idx], min_pts, distinct=squared)
+        cores.append(idx[r_core <= np.median(r_eps)])
+        if cores[c].size > 1:
+            Xc, sq = _prepare(X[cores[c]])
+            conn[c] = _prim_mst(Xc, sq)[2].max()
+    return _dcsi_mean_of_pairs(X, cores, conn, variant)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1299,8 +1482,27 @@ PAPER_TABLE1 = {
 }
 
 
+def _scores(calls: dict) -> dict:
+    """Call every ``name: function`` of ``calls``; an index undefined for the data is ``None``.
+
+    Only ``ValueError`` (raised when an index is undefined for the data, e.g. too few points
+    per cluster) becomes ``None``, with its message under ``"<name> note"``, never a silent NaN.
+    """
+    out = {}
+    for name, call in calls.items():
+        try:
+            out[name] = call()
+        except ValueError as err:
+            out[name] = None
+            out[f"{name} note"] = str(err)
+    return out
+
+
 def score_all(X, labels, min_points: int = 5) -> dict:
     """All four indices of Table 1 (plus the 2001 form of S_Dbw) for one labelled dataset.
+
+    Every index is computed with its defaults (DBCV as hdbscan, DCSI as the authors' R code);
+    :func:`index_variants` gives the other implementations of DBCV and DCSI.
 
     Parameters
     ----------
@@ -1318,11 +1520,10 @@ def score_all(X, labels, min_points: int = 5) -> dict:
         ``S_Dbw (2001)`` (Halkidi & Vazirgiannis literally); an index that is undefined for the
         data is ``None`` and its reason is under ``"<name> note"``.
     """
-    # bad input raises here; only "undefined for these data" becomes None below
+    # bad input raises here; only "undefined for these data" becomes None
     X, labels = _check_xy(X, labels)
     min_points = check_int("min_points", min_points, minimum=1)
-    out = {}
-    calls = {
+    return _scores({
         "DISCO": lambda: disco(X, labels, min_points=min_points),
         "DBCV": lambda: dbcv(X, labels),
         "DCSI": lambda: dcsi(X, labels, min_pts=min_points),
@@ -1330,14 +1531,87 @@ def score_all(X, labels, min_points: int = 5) -> dict:
         "S_Dbw (2001)": lambda: s_dbw(
             X, labels, method="halkidi", dispersion="variance", centers="mean"
         ),
-    }
-    for name, call in calls.items():
-        try:
-            out[name] = call()
-        except ValueError as err:  # undefined for these data: say why, never a silent NaN
-            out[name] = None
-            out[f"{name} note"] = str(err)
-    return out
+    })
+
+
+#: The implementations of DBCV and DCSI in use, as computed by :func:`index_variants`:
+#: name -> reference implementation and how it differs from the others.
+INDEX_VARIANTS = {
+    "DBCV (hdbscan)": (
+        "hdbscan's validity_index(X, labels): Euclidean distances, core-distance exponent = "
+        "number of features, the minimum spanning tree its Prim's algorithm meets first among "
+        "tied mutual-reachability weights, so the value can change when the points are "
+        "reordered. dbcv(X, labels), the default."
+    ),
+    "DBCV (length ties)": (
+        "Moulavi et al. (2014) with the authors' MATLAB fallbacks for 2- and 3-point clusters; "
+        "tied weights ordered by Euclidean edge length, so the value does not depend on the "
+        "order of the points. dbcv(X, labels, mst='length_ties')."
+    ),
+    "DBCV (squared, DISCO repo)": (
+        "The DISCO authors' copy of hdbscan's code (pasiweber/DISCO, src/Evaluation/dbcv.py) "
+        "with its default metric='sqeuclidean': the same algorithm on squared distances, "
+        "exponent still = number of features. dbcv(X, labels, metric='sqeuclidean')."
+    ),
+    "DCSI (R)": (
+        "The authors' R function calc_DCSI_RW (JanaGauss/dcsi), mean of its pairwise matrix as "
+        "in their results: Euclidean distances, every separation doubled (its separation "
+        "matrix is filled in both triangles, then added to its transpose). dcsi(X, labels), "
+        "the default."
+    ),
+    "DCSI (paper definition)": (
+        "Gauss et al. (2023) as written (separation = smallest distance between core points, "
+        "as in the R function calc_DCSI), mean over pairs of clusters. "
+        "dcsi(X, labels, variant='paper')."
+    ),
+    "DCSI (squared, DISCO repo)": (
+        "The Python port in pasiweber/DISCO (src/Evaluation/dcsi.py): squared distances "
+        "throughout, eps from the 2 minPts-th smallest distinct distance, clusters without "
+        "core points score 0 in their pairs. dcsi(X, labels, variant='disco')."
+    ),
+}
+
+#: Function and options of every entry of :data:`INDEX_VARIANTS`.
+_VARIANT_CALLS = {
+    "DBCV (hdbscan)": (dbcv, {"mst": "hdbscan"}),
+    "DBCV (length ties)": (dbcv, {"mst": "length_ties"}),
+    "DBCV (squared, DISCO repo)": (dbcv, {"mst": "hdbscan", "metric": "sqeuclidean"}),
+    "DCSI (R)": (dcsi, {"variant": "r"}),
+    "DCSI (paper definition)": (dcsi, {"variant": "paper"}),
+    "DCSI (squared, DISCO repo)": (dcsi, {"variant": "disco"}),
+}
+
+
+def index_variants(X, labels, min_points: int = 5) -> dict:
+    """Every implementation of DBCV and DCSI in :data:`INDEX_VARIANTS`, for one dataset.
+
+    The published implementations of the two indices disagree (tie handling in the minimum
+    spanning tree, squared distances, a doubled separation), and the MNIST-Nd paper does not
+    say which it used; this reports all of them side by side.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Data.
+    labels : array-like of shape (n_samples,)
+        Cluster labels, ``-1`` for noise.
+    min_points : int, default 5
+        ``min_pts`` of DCSI.
+
+    Returns
+    -------
+    dict
+        One float per key of :data:`INDEX_VARIANTS`, in its order; a variant that is undefined
+        for the data is ``None`` and its reason is under ``"<name> note"``.
+    """
+    X, labels = _check_xy(X, labels)
+    min_points = check_int("min_points", min_points, minimum=1)
+
+    def call(fn, options):
+        extra = {"min_pts": min_points} if fn is dcsi else {}
+        return lambda: fn(X, labels, **extra, **options)
+
+    return _scores({name: call(fn, opts) for name, (fn, opts) in _VARIANT_CALLS.items()})
 
 
 def indices_table(datasets, min_points: int = 5):

@@ -397,8 +397,8 @@ def test_run_tasks_bad_input():
 
 def test_load_datasets_checks_dims(tmp_path):
     with pytest.raises(ValueError, match="latent_dims must not be empty"):
-        load_many([], tmp_path)
+        load_many([], "artifacts", tmp_path)
     with pytest.raises(ValueError, match="distinct"):
-        load_many([2, 2], tmp_path)
+        load_many([2, 2], "artifacts", tmp_path)
     with pytest.raises(FileNotFoundError, match="MNIST-2d"):
-        load_many([2], tmp_path)
+        load_many([2], "artifacts", tmp_path)

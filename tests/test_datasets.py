@@ -41,7 +41,7 @@ def test_build_and_load_round_trip(built):
     folder, (X_tr, y_tr, X_te, y_te), table = built
     assert table["latent_dim"].tolist() == [2, 3] and not table["reused"].any()
     assert table["beta"].tolist() == [4.0, 8 / 3]
-    adata = datasets.load_mnistnd(3, folder)
+    adata = datasets.load_mnistnd(3, "artifacts", folder)
     assert adata.shape == (50, 3) and adata.X.dtype == np.float32
     np.testing.assert_array_equal(adata.obs["digit"].to_numpy(), y_te)
     # the stored embedding is the deterministic encoding by the saved (best) model
@@ -55,7 +55,7 @@ def test_build_and_load_round_trip(built):
     assert uns["data_source"]["source"] == "custom"
     assert {"torch", "numpy", "anndata"} <= set(uns["versions"])
     assert 0 <= uns["best_epoch"] < 2 and uns["seconds"] > 0
-    history = datasets.load_history(3, folder)
+    history = datasets.load_history(3, "artifacts", folder)
     assert list(history.columns[:2]) == ["epoch", "train_loss"] and len(history) == 2
     assert uns["final_losses"]["val_loss"] == pytest.approx(
         history["val_loss"].iloc[uns["best_epoch"]])
@@ -67,17 +67,17 @@ def test_build_and_load_round_trip(built):
 
 def test_unchanged_config_reuses_changed_config_retrains(built):
     folder, data, _ = built
-    before = datasets.load_mnistnd(2, folder)
+    before = datasets.load_mnistnd(2, "artifacts", folder)
     again = datasets.build([2], artifacts_dir=folder, data=data, **KW)
     assert again["reused"].tolist() == [True]
     changed = datasets.build([2], artifacts_dir=folder, data=data, **{**KW, "epochs": 1})
     assert changed["reused"].tolist() == [False]
-    after = datasets.load_mnistnd(2, folder)
+    after = datasets.load_mnistnd(2, "artifacts", folder)
     assert after.uns["config_hash"] != before.uns["config_hash"]
     assert after.uns["epochs_run"] == 1
     with pytest.raises(ValueError, match="different configuration.*epochs: built with 1"):
-        datasets.load_mnistnd(2, folder, expected_config={"epochs": 2})
-    assert datasets.load_mnistnd(2, folder, expected_config={"epochs": 1}).n_obs == 50
+        datasets.load_mnistnd(2, "artifacts", folder, expected_config={"epochs": 2})
+    assert datasets.load_mnistnd(2, "artifacts", folder, expected_config={"epochs": 1}).n_obs == 50
     # rebuild the 2-epoch dataset that the other tests of this module expect
     datasets.build([2], artifacts_dir=folder, data=data, **KW)
 
@@ -86,8 +86,8 @@ def test_two_builds_with_the_same_seed_are_identical(tmp_path):
     data = _synthetic(n_train=80, n_test=20)
     for name in ("a", "b"):
         datasets.build([2], artifacts_dir=tmp_path / name, data=data, **{**KW, "epochs": 1})
-    a = datasets.load_mnistnd(2, tmp_path / "a")
-    b = datasets.load_mnistnd(2, tmp_path / "b")
+    a = datasets.load_mnistnd(2, "artifacts", tmp_path / "a")
+    b = datasets.load_mnistnd(2, "artifacts", tmp_path / "b")
     np.testing.assert_array_equal(a.X, b.X)
 
 
@@ -96,8 +96,8 @@ def test_parallel_build_equals_serial_build(built, tmp_path):
     par = datasets.build([3, 2], artifacts_dir=tmp_path, data=data, **{**KW, "n_jobs": 2})
     assert par["latent_dim"].tolist() == [3, 2] and not par["reused"].any()
     for d in (2, 3):  # same weights, so the same embedding, as one model at a time
-        np.testing.assert_array_equal(datasets.load_mnistnd(d, tmp_path).X,
-                                      datasets.load_mnistnd(d, folder).X)
+        np.testing.assert_array_equal(datasets.load_mnistnd(d, "artifacts", tmp_path).X,
+                                      datasets.load_mnistnd(d, "artifacts", folder).X)
     assert set(table["latent_dim"]) == {2, 3}
 
 
@@ -114,14 +114,14 @@ def test_incompatible_checkpoint_is_discarded(tmp_path):
     torch.save({"version": 1, "fingerprint": "other"}, target / "checkpoint.pt")
     with pytest.warns(UserWarning, match="incompatible checkpoint"):
         datasets.build([2], artifacts_dir=tmp_path / "new", data=data, **kw)
-    np.testing.assert_array_equal(datasets.load_mnistnd(2, tmp_path / "new").X,
-                                  datasets.load_mnistnd(2, tmp_path / "ref").X)
+    np.testing.assert_array_equal(datasets.load_mnistnd(2, "artifacts", tmp_path / "new").X,
+                                  datasets.load_mnistnd(2, "artifacts", tmp_path / "ref").X)
 
 
 def test_missing_dim_names_the_chapter(built):
     folder, _, _ = built
     with pytest.raises(FileNotFoundError, match=r"notebooks/mvae_training\.md.*latent_dims"):
-        datasets.load_mnistnd(16, folder)
+        datasets.load_mnistnd(16, "artifacts", folder)
 
 
 def test_export_writes_files_and_manifest(built, tmp_path):
@@ -137,7 +137,7 @@ def test_export_writes_files_and_manifest(built, tmp_path):
         assert entry["bytes"] == len(data)
     with gzip.open(tmp_path / "out" / "mnist_3d.csv.gz", "rt") as fh:
         table = pd.read_csv(fh)
-    adata = datasets.load_mnistnd(3, folder)
+    adata = datasets.load_mnistnd(3, "artifacts", folder)
     assert list(table.columns) == ["z0", "z1", "z2", "digit"]
     np.testing.assert_allclose(table[["z0", "z1", "z2"]].to_numpy(), adata.X, rtol=1e-6)
     # gzip without timestamp: exporting again gives identical bytes
@@ -193,7 +193,7 @@ def test_real_mnist_subset(shared_data_dir, tmp_path):
     table = datasets.build([2], artifacts_dir=tmp_path, source="full", n_train=300, n_test=200,
                            **{**KW, "epochs": 1})
     assert table["source"].tolist() == ["full"]
-    adata = datasets.load_mnistnd(2, tmp_path, expected_config={"source": "full"})
+    adata = datasets.load_mnistnd(2, "artifacts", tmp_path, expected_config={"source": "full"})
     assert adata.n_obs == 200 and set(adata.obs["digit"].unique()) <= set(range(10))
     info = json.loads(adata.uns["data_source"]["json"])
     assert any(f["name"].startswith("t10k") for f in info["files"])
@@ -210,4 +210,4 @@ def test_chapter_runs_under_smoke_and_writes_dims_2_and_64(shared_data_dir, tmp_
     assert out.exists()
     folder = tmp_path / "smoke" if (tmp_path / "smoke").is_dir() else tmp_path
     assert {2, 64} <= set(datasets.available_dims(folder))
-    assert datasets.load_mnistnd(64, folder).n_vars == 64
+    assert datasets.load_mnistnd(64, "artifacts", folder).n_vars == 64

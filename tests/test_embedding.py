@@ -288,7 +288,7 @@ def test_subsample_aligns_images_across_datasets():
 
 def test_missing_datasets_name_the_chapter(tmp_path):
     with pytest.raises(FileNotFoundError, match="mvae_training"):
-        load_many([2], artifacts_dir=tmp_path)
+        load_many([2], "artifacts", artifacts_dir=tmp_path)
     with pytest.raises(ValueError, match="repeated"):
         load_many([2, 2], artifacts_dir=tmp_path)
 

@@ -10,7 +10,6 @@ import itertools
 
 import numpy as np
 import pytest
-from scipy.sparse.csgraph import minimum_spanning_tree
 from scipy.spatial.distance import cdist, pdist, squareform
 from sklearn.metrics import silhouette_samples
 
@@ -102,11 +101,14 @@ def bf_mst_edges(W, D=None):
     return rows, cols, W[rows, cols]
 
 
-def bf_dbcv(X, labels, ties="length"):
-    """Moulavi et al. 2014 literally; ``ties`` picks the MST among equal-weight alternatives."""
+def bf_dbcv(X, labels, squared=False):
+    """Moulavi et al. 2014 literally, tied MST weights ordered by edge length (canonical tree).
+
+    ``squared``: the same on squared Euclidean distances, exponent = number of features.
+    """
     labels = np.asarray(labels)
     n, dim = X.shape
-    D = bf_dist(X)
+    D = bf_dist(X) ** 2 if squared else bf_dist(X)
     clus = sorted(set(labels.tolist()) - {-1})
     apcd = np.zeros(n)
     internal, dsc = {}, {}
@@ -117,11 +119,7 @@ def bf_dbcv(X, labels, ties="length"):
             d = np.delete(Dc[a], a)
             apcd[i] = 0.0 if np.any(d == 0) else np.mean((1.0 / d) ** dim) ** (-1.0 / dim)
         W = np.maximum(Dc, np.maximum(apcd[idx][:, None], apcd[idx][None, :]))
-        if ties == "length":
-            r, s, w = bf_mst_edges(W, Dc)
-        else:  # scipy's Kruskal: ties resolved by point order (what hdbscan's Prim also gets)
-            T = minimum_spanning_tree(W).tocoo()
-            r, s, w = T.row, T.col, T.data
+        r, s, w = bf_mst_edges(W, Dc)
         deg = np.bincount(np.concatenate([r, s]), minlength=len(idx))
         nodes = np.flatnonzero(deg > 1) if np.any(deg > 1) else np.arange(len(idx))
         inner = (deg[r] > 1) & (deg[s] > 1)
@@ -140,23 +138,47 @@ def bf_dbcv(X, labels, ties="length"):
     return total / n
 
 
-def bf_dcsi(X, labels, min_pts=5):
+def bf_dcsi(X, labels, min_pts=5, variant="r"):
+    """DCSI with explicit loops over dense matrices, following each implementation's code.
+
+    ``"r"``: ``calc_DCSI_RW`` (k-th neighbour radii; its separation matrix is filled in both
+    triangles and then added to its transpose, which doubles every separation); ``"paper"``:
+    the same with the separation as defined; ``"disco"``: the DISCO port (squared distances,
+    eps from distinct distance values, neighbours counted within eps, coreless pairs add 0).
+    """
     labels = np.asarray(labels)
-    D = bf_dist(X)
+    D = bf_dist(X) ** 2 if variant == "disco" else bf_dist(X)
     clus = sorted(set(labels.tolist()) - {-1})
     core, conn = {}, {}
     for c in clus:
         idx = np.flatnonzero(labels == c)
         Dc = D[np.ix_(idx, idx)]
-        srt = np.sort(Dc, axis=1)  # column 0 is the point itself
-        eps = np.median(srt[:, 2 * min_pts])
-        core[c] = idx[srt[:, min_pts] <= eps]
+        m = len(idx)
+        is_core = []
+        if variant == "disco":
+            radius = []
+            for a in range(m):
+                values = np.unique(Dc[a])  # distinct values, 0 (the point itself) first
+                radius.append(values[min(2 * min_pts, len(values) - 1)])
+            eps = np.median(radius)
+            for a in range(m):
+                within = sum(1 for b in range(m) if b != a and Dc[a, b] <= eps)
+                is_core.append(within >= min_pts)
+        else:
+            kth = [np.sort(np.delete(Dc[a], a)) for a in range(m)]  # others, nearest first
+            eps = np.median([row[2 * min_pts - 1] for row in kth])
+            is_core = [row[min_pts - 1] <= eps for row in kth]
+        core[c] = idx[np.array(is_core, bool)]
         Wc = D[np.ix_(core[c], core[c])]
         conn[c] = bf_mst_edges(Wc)[2].max() if len(core[c]) > 1 else 0.0
     vals = []
     for c, o in itertools.combinations(clus, 2):
+        if len(core[c]) == 0 or len(core[o]) == 0:
+            vals.append(0.0)
+            continue
         sep = D[np.ix_(core[c], core[o])].min()
-        q = sep / max(conn[c], conn[o])
+        sep_matrix_entry = sep + sep if variant == "r" else sep
+        q = sep_matrix_entry / max(conn[c], conn[o])
         vals.append(q / (1 + q))
     return float(np.mean(vals))
 
@@ -267,7 +289,7 @@ def test_disco_large_data_paths_match_bruteforce(monkeypatch):
         np.testing.assert_allclose(V.disco_samples(X, y, mp), bf_disco_samples(X, y, mp), atol=TOL)
     orig = V._prim_mst
     monkeypatch.setattr(V, "_prim_mst", lambda *a, **k: orig(*a, **{**k, "dense_limit": 0}))
-    assert V.dbcv(X, y) == pytest.approx(bf_dbcv(X, y), abs=TOL)
+    assert V.dbcv(X, y, mst="length_ties") == pytest.approx(bf_dbcv(X, y), abs=TOL)
     # too many components left for the component graph: falls back to Prim, same result
     orig_b = V._boruvka_mr_mst
     monkeypatch.setattr(V, "_boruvka_mr_mst",
@@ -287,63 +309,185 @@ def test_knn_sampled_threshold_is_exact(monkeypatch):
 
 
 # ------------------------------------------------------------------------ DBCV
-def test_dbcv_matches_bruteforce(data):
+def grid_clusters(dim, seed, jitter=1e-6):
+    """Two clusters of points on a unit grid (in up to 3 coordinates) with a tiny jitter.
+
+    Neighbours are nearly equidistant, so many mutual-reachability distances tie (a core
+    distance dominates) and the tied minimum spanning trees differ; the jitter leaves no
+    duplicated points.
+    """
+    rng = np.random.default_rng(seed)
+    g = np.array(list(itertools.product(range({2: 7, 3: 4}.get(dim, 3)), repeat=min(dim, 3))))
+    G = np.zeros((len(g), dim))
+    G[:, : g.shape[1]] = g
+    shift = np.zeros(dim)
+    shift[0] = G[:, 0].max() + 3.0
+    X = np.concatenate([G, G + shift]) + jitter * rng.standard_normal((2 * len(G), dim))
+    return X, np.repeat([0, 1], len(G))
+
+
+def hdbscan_cases():
+    """(id, X, labels) of the data sets compared with hdbscan: grids and separated blobs."""
+    for dim in (2, 3, 4, 8, 16):
+        for seed in (0, 1, 2):
+            yield f"grid-{dim}d-{seed}", *grid_clusters(dim, seed)
+            centres = 10.0 * np.eye(3, 2)
+            yield f"blobs-{dim}d-{seed}", *blobs(n_per=40, centers=centres, dim=dim, seed=seed)
+
+
+HDBSCAN_CASES = list(hdbscan_cases())
+
+
+def with_noise(y, seed, frac=0.1):
+    y = y.copy()
+    y[np.random.default_rng(seed).random(len(y)) < frac] = -1
+    return y
+
+
+@pytest.mark.parametrize(("X", "y"), [c[1:] for c in HDBSCAN_CASES],
+                         ids=[c[0] for c in HDBSCAN_CASES])
+def test_dbcv_default_equals_hdbscan(X, y):
+    hv = pytest.importorskip("hdbscan.validity")
+    for labels in (y, with_noise(y, seed=len(X))):
+        assert V.dbcv(X, labels) == pytest.approx(hv.validity_index(X, labels), abs=TOL)
+        assert V.dbcv(X, labels, metric="sqeuclidean") == pytest.approx(
+            hv.validity_index(X, labels, metric="sqeuclidean"), abs=TOL
+        )
+
+
+def test_dbcv_hdbscan_follows_point_order_and_length_ties_do_not():
+    # Tied mutual-reachability weights make the MST non-unique: hdbscan's tree (and value)
+    # follows the order of the points, ours with mst="length_ties" does not.
+    hv = pytest.importorskip("hdbscan.validity")
+    X, y = grid_clusters(2, seed=0)
+    rng = np.random.default_rng(3)
+    ours, theirs, canonical = [], [], []
+    for _ in range(4):
+        p = rng.permutation(len(X))
+        ours.append(V.dbcv(X[p], y[p]))
+        theirs.append(hv.validity_index(X[p], y[p]))
+        canonical.append(V.dbcv(X[p], y[p], mst="length_ties"))
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=TOL)
+    assert np.ptp(theirs) > 1e-3  # the order matters for hdbscan's tree
+    assert np.ptp(canonical) < TOL
+    assert canonical[0] == pytest.approx(bf_dbcv(X, y), abs=TOL)
+
+
+def test_dbcv_hdbscan_tiny_clusters_and_duplicates():
+    # 2-point cluster: hdbscan takes node 0 alone as internal; 3-point: all edges
+    hv = pytest.importorskip("hdbscan.validity")
+    X, y = blobs(n_per=30, scale=1.0, dim=2, seed=4)
+    y = y.copy()
+    y[:2] = 3
+    y[30:33] = 4
+    y[60] = -1
+    assert V.dbcv(X, y) == pytest.approx(hv.validity_index(X, y), abs=TOL)
+    # duplicated points: hdbscan leaves zero distances out of the core distance; so do we
+    X2 = np.concatenate([X, X[5:9]])
+    y2 = np.concatenate([y, y[5:9]])
+    assert V.dbcv(X2, y2) == pytest.approx(hv.validity_index(X2, y2), abs=TOL)
+
+
+def test_dbcv_length_ties_matches_bruteforce(data):
     X, y = data
-    assert V.dbcv(X, y) == pytest.approx(bf_dbcv(X, y), abs=TOL)
+    assert V.dbcv(X, y, mst="length_ties") == pytest.approx(bf_dbcv(X, y), abs=TOL)
+    assert V.dbcv(X, y, mst="length_ties", metric="sqeuclidean") == pytest.approx(
+        bf_dbcv(X, y, squared=True), abs=TOL
+    )
 
 
-def test_dbcv_noise_counts_in_weights(data):
+def test_dbcv_length_ties_noise_counts_in_weights(data):
     X, y = data
     y = y.copy()
     y[[0, 1, 2, 45]] = -1
-    assert V.dbcv(X, y) == pytest.approx(bf_dbcv(X, y), abs=TOL)
+    assert V.dbcv(X, y, mst="length_ties") == pytest.approx(bf_dbcv(X, y), abs=TOL)
 
 
-def test_dbcv_tiny_clusters_follow_fallback():
+def test_dbcv_length_ties_tiny_clusters_follow_fallback():
     X, y = blobs(n_per=30, scale=1.0, dim=2, seed=4)
     y = y.copy()
     y[:2] = 5  # a 2-point cluster: no internal node, all nodes/edges used
     y[30:33] = 6  # a 3-point cluster: one internal node, no internal edge
-    assert V.dbcv(X, y) == pytest.approx(bf_dbcv(X, y), abs=TOL)
+    for squared in (False, True):
+        metric = "sqeuclidean" if squared else "euclidean"
+        assert V.dbcv(X, y, mst="length_ties", metric=metric) == pytest.approx(
+            bf_dbcv(X, y, squared=squared), abs=TOL
+        )
 
 
-def test_dbcv_high_dimension_no_overflow():
-    # (1/d)^64 overflows float64 for small distances; the scaled form must stay finite
-    X, y = blobs(n_per=25, scale=1e-4, centers=((0, 0), (1e-3, 0)), dim=64, seed=5)
-    val = V.dbcv(X, y)
-    assert np.isfinite(val) and -1 <= val <= 1
+def test_dbcv_length_ties_high_dimension_no_overflow():
+    # (1/d)^64 overflows float64 for d < 1.6e-5; the scaled form stays exact: DBCV is scale
+    # invariant, so the tiny copy must score like the original
+    X, y = blobs(n_per=25, scale=1.0, centers=((0, 0), (10, 0)), dim=64, seed=5)
+    val = V.dbcv(X, y, mst="length_ties")
+    assert -1 <= val <= 1
+    assert V.dbcv(X * 1e-7, y, mst="length_ties") == pytest.approx(val, abs=TOL)
 
 
-def test_dbcv_is_permutation_invariant(data):
+def test_dbcv_length_ties_is_permutation_invariant(data):
     X, y = data
     p = np.random.default_rng(0).permutation(len(X))
-    assert V.dbcv(X[p], y[p]) == pytest.approx(V.dbcv(X, y), abs=TOL)
+    for metric in ("euclidean", "sqeuclidean"):
+        assert V.dbcv(X[p], y[p], mst="length_ties", metric=metric) == pytest.approx(
+            V.dbcv(X, y, mst="length_ties", metric=metric), abs=TOL
+        )
 
 
-def test_dbcv_differs_from_hdbscan_only_by_mst_ties(data):
-    # Mutual-reachability weights tie (max(apcd_i, apcd_j) for short edges), so the MST and its
-    # internal nodes are not unique. hdbscan keeps whichever tree its Prim meets first (it
-    # depends on the point order); we order ties by Euclidean length. With scipy's order-based
-    # tree, the literal definition reproduces hdbscan; with ours, the package.
-    hv = pytest.importorskip("hdbscan.validity")
+def test_dbcv_bad_options_raise(data):
     X, y = data
-    assert hv.validity_index(X, y) == pytest.approx(bf_dbcv(X, y, ties="scipy"), abs=1e-9)
-    p = np.random.default_rng(1).permutation(len(X))
-    assert abs(hv.validity_index(X[p], y[p]) - hv.validity_index(X, y)) > 1e-3  # order matters
-    assert V.dbcv(X, y) == pytest.approx(bf_dbcv(X, y, ties="length"), abs=TOL)
+    with pytest.raises(ValueError, match=r"mst='prim' is not one of \['hdbscan', 'length_ties'\]"):
+        V.dbcv(X, y, mst="prim")
+    with pytest.raises(ValueError, match="metric='cityblock' is not one of"):
+        V.dbcv(X, y, metric="cityblock")
 
 
 # ------------------------------------------------------------------------ DCSI
-def test_dcsi_matches_bruteforce(data):
+@pytest.mark.parametrize("variant", ["r", "paper", "disco"])
+def test_dcsi_matches_bruteforce(data, variant):
     X, y = data
-    assert V.dcsi(X, y) == pytest.approx(bf_dcsi(X, y), abs=TOL)
+    assert V.dcsi(X, y, variant=variant) == pytest.approx(bf_dcsi(X, y, 5, variant), abs=TOL)
 
 
-def test_dcsi_min_pts_and_noise(data):
+@pytest.mark.parametrize("variant", ["r", "paper", "disco"])
+def test_dcsi_min_pts_and_noise(data, variant):
     X, y = data
     y = y.copy()
     y[[4, 44]] = -1
-    assert V.dcsi(X, y, min_pts=3) == pytest.approx(bf_dcsi(X, y, 3), abs=TOL)
+    assert V.dcsi(X, y, min_pts=3, variant=variant) == pytest.approx(
+        bf_dcsi(X, y, 3, variant), abs=TOL
+    )
+
+
+def test_dcsi_r_doubles_the_separation(data):
+    # calc_DCSI_RW's pairwise q is twice the paper's: 2s / (2s + c) against s / (s + c)
+    X, y = data
+    y2 = np.where(y == 2, -1, y)  # one pair: the two indices determine each other
+    paper = V.dcsi(X, y2, variant="paper")
+    q = paper / (1 - paper)
+    assert V.dcsi(X, y2, variant="r") == pytest.approx(2 * q / (1 + 2 * q), abs=TOL)
+
+
+def test_dcsi_disco_ties_and_small_clusters():
+    # integer grid: exactly tied distances, so eps from distinct values differs from the k-th
+    # neighbour; the port also scores clusters of any size (no core points: the pair adds 0)
+    g = np.array(list(itertools.product(range(6), range(6))), float)
+    X = np.concatenate([g, g + [9.0, 0.0], [[30.0, 30.0], [30.0, 31.0], [31.0, 30.0]]])
+    y = np.repeat([0, 1, 2], [36, 36, 3])
+    for mp in (2, 3, 4):
+        assert V.dcsi(X, y, mp, variant="disco") == pytest.approx(
+            bf_dcsi(X, y, mp, "disco"), abs=TOL
+        )
+    D = bf_dist(g) ** 2
+    assert any(np.unique(row)[4] != np.sort(row)[4] for row in D)  # the distinct rule matters
+    with pytest.raises(ValueError, match="2 \\* min_pts"):
+        V.dcsi(X, y, 2, variant="r")
+
+
+def test_dcsi_bad_variant_raises(data):
+    X, y = data
+    allowed = r"\['r', 'paper', 'disco'\]"
+    with pytest.raises(ValueError, match=rf"variant='python' is not one of {allowed}"):
+        V.dcsi(X, y, variant="python")
 
 
 # ------------------------------------------------------------------------ S_Dbw
@@ -414,10 +558,13 @@ def test_small_clusters_raise_or_are_defined(data):
     X, y = data
     y = y.copy()
     y[0] = 9
-    with pytest.raises(ValueError, match="2 points per cluster"):
-        V.dbcv(X, y)
-    with pytest.raises(ValueError, match="2 \\* min_pts"):
-        V.dcsi(X, y)
+    for mst in ("hdbscan", "length_ties"):
+        with pytest.raises(ValueError, match="2 points per cluster"):
+            V.dbcv(X, y, mst=mst)
+    for variant in ("r", "paper"):
+        with pytest.raises(ValueError, match="2 \\* min_pts"):
+            V.dcsi(X, y, variant=variant)
+    assert V.dcsi(X, y, variant="disco") == pytest.approx(bf_dcsi(X, y, 5, "disco"), abs=TOL)
     assert np.isfinite(V.disco(X, y))  # defined: a singleton scores 0
     with pytest.raises(ValueError, match="min_points"):
         V.disco(X, y, min_points=len(X) + 1)
@@ -536,8 +683,11 @@ def test_dbcv_dcsi_with_duplicates(data):
     X, y = data
     X = np.concatenate([X, X[:6], X[40:43]])
     y = np.concatenate([y, y[:6], y[40:43]])
-    assert V.dbcv(X, y) == pytest.approx(bf_dbcv(X, y), abs=TOL)
-    assert V.dcsi(X, y) == pytest.approx(bf_dcsi(X, y), abs=TOL)
+    assert V.dbcv(X, y, mst="length_ties") == pytest.approx(bf_dbcv(X, y), abs=TOL)
+    for variant in ("r", "paper", "disco"):
+        assert V.dcsi(X, y, variant=variant) == pytest.approx(
+            bf_dcsi(X, y, 5, variant), abs=TOL
+        )
 
 
 def test_score_all_reports_undefined_indices():
@@ -547,6 +697,32 @@ def test_score_all_reports_undefined_indices():
     assert all(np.isfinite(out[k]) for k in ("DISCO", "DBCV", "DCSI", "S_Dbw"))
     table = V.indices_table({2: blobs(n_per=20, seed=1)})
     assert table.loc[0, "DBCV paper"] == -1.0 and table.loc[0, "n_points"] == 60
+
+
+def test_score_all_uses_the_default_variants(data):
+    X, y = data
+    out = V.score_all(X, y, min_points=4)
+    assert out["DBCV"] == V.dbcv(X, y)
+    assert out["DCSI"] == V.dcsi(X, y, min_pts=4)
+
+
+def test_index_variants_match_the_options(data):
+    X, y = data
+    out = V.index_variants(X, y, min_points=4)
+    assert list(out) == list(V.INDEX_VARIANTS)
+    assert list(out) == ["DBCV (hdbscan)", "DBCV (length ties)", "DBCV (squared, DISCO repo)",
+                         "DCSI (R)", "DCSI (paper definition)", "DCSI (squared, DISCO repo)"]
+    assert all(isinstance(v, str) and v for v in V.INDEX_VARIANTS.values())
+    expected = [V.dbcv(X, y), V.dbcv(X, y, mst="length_ties"),
+                V.dbcv(X, y, metric="sqeuclidean"), V.dcsi(X, y, 4),
+                V.dcsi(X, y, 4, variant="paper"), V.dcsi(X, y, 4, variant="disco")]
+    assert list(out.values()) == expected
+    # a variant undefined for the data is None with its reason; the others are computed
+    y = y.copy()
+    y[:85] = 0
+    out = V.index_variants(X, y, min_points=4)
+    assert out["DCSI (R)"] is None and "2 * min_pts" in out["DCSI (R) note"]
+    assert np.isfinite(out["DCSI (squared, DISCO repo)"]) and np.isfinite(out["DBCV (hdbscan)"])
 
 
 @pytest.mark.parametrize("dup", [False, True])

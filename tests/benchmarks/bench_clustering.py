@@ -33,7 +33,9 @@ def _data(dim, n, artifacts):
     if artifacts:
         from mnistnd.datasets import load_mnistnd
 
-        adata = load_mnistnd(dim, artifacts)
+        # "release": the datasets shipped with the package; otherwise a trained artifacts folder
+        adata = (load_mnistnd(dim, "release") if artifacts == "release"
+                 else load_mnistnd(dim, "artifacts", artifacts))
         keep = np.sort(np.random.default_rng(0).permutation(adata.n_obs)[:n])
         return np.asarray(adata.X, dtype=np.float64)[keep], adata.obs["digit"].to_numpy()[keep]
     X, y = make_blobs(n, n_features=dim, centers=10, cluster_std=4.0, random_state=dim)
@@ -47,7 +49,8 @@ def main() -> None:
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--dims", type=int, nargs="+", default=list(DIMS))
     parser.add_argument("--full", action="store_true", help="run the whole sweep")
-    parser.add_argument("--mnistnd", default=None, help="artifacts folder with MNIST-Nd")
+    parser.add_argument("--mnistnd", default=None,
+                        help="MNIST-Nd data: 'release' or an artifacts folder")
     args = parser.parse_args()
     sets = {d: _data(d, args.n, args.mnistnd) for d in args.dims}
     clustering.cluster(sets[args.dims[0]][0][:200], "leiden")  # numba compilation, not timed

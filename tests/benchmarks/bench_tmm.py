@@ -50,7 +50,9 @@ def _data(n, dim, seed, artifacts):
     if artifacts:
         from mnistnd.datasets import load_mnistnd
 
-        adata = load_mnistnd(dim, artifacts)
+        # "release": the datasets shipped with the package; otherwise a trained artifacts folder
+        adata = (load_mnistnd(dim, "release") if artifacts == "release"
+                 else load_mnistnd(dim, "artifacts", artifacts))
         X, y = np.asarray(adata.X, dtype=np.float64), adata.obs["digit"].to_numpy()
         keep = np.random.default_rng(seed).permutation(X.shape[0])[:n]
         return X[keep], y[keep]
@@ -112,7 +114,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--dims", type=int, nargs="+", default=[64])
     parser.add_argument("--seeds", type=int, default=1)
-    parser.add_argument("--mnistnd", default=None, help="artifacts folder with MNIST-Nd")
+    parser.add_argument("--mnistnd", default=None,
+                        help="MNIST-Nd data: 'release' or an artifacts folder")
     parser.add_argument(
         "--repeats",
         type=int,
