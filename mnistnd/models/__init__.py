@@ -15,6 +15,7 @@ name                      module
 ``BetaVAE``               :mod:`mnistnd.models.autoencoders`
 ``BetaVSC``               :mod:`mnistnd.models.autoencoders`
 ``MoESimVAE``             :mod:`mnistnd.models.moe_sim_vae`
+``VaDE``                  :mod:`mnistnd.models.vade`
 ========================  ===========================================
 
 Shared layers and distributions live in :mod:`mnistnd.models._blocks`.
@@ -30,6 +31,7 @@ _EXPORTS = {
     "BetaVAE": "autoencoders",
     "BetaVSC": "autoencoders",
     "MoESimVAE": "moe_sim_vae",
+    "VaDE": "vade",
 }
 
 __all__ = sorted(_EXPORTS)
