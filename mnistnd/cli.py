@@ -8,6 +8,7 @@ Examples
     mnistnd params notebooks/data.md
     mnistnd book --profile quick            # HTML in _build/html
     mnistnd export --out mnistnd_datasets   # .h5ad/.csv.gz of the six datasets
+    mnistnd export --format clustbench --out suite   # the release as the battery suite/mnistnd
     mnistnd release verify --dims 2 --epochs 1   # retrain one epoch, compare with the release
     mnistnd release build                   # train at the paper's settings, write the release
 
@@ -69,11 +70,18 @@ def _parser() -> argparse.ArgumentParser:
                       help="time limit per cell")
     book.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
-    export = sub.add_parser("export", help="write the MNIST-Nd datasets as .h5ad and .csv.gz",
-                            epilog=_EPILOG)
+    export = sub.add_parser("export", help="write the MNIST-Nd datasets as .h5ad and .csv.gz, "
+                            "or as a clustbench battery", epilog=_EPILOG)
     common(export)
     export.add_argument("--out", default="mnistnd_datasets", metavar="DIR",
-                        help="output folder (default: ./mnistnd_datasets)")
+                        help="output folder (default: ./mnistnd_datasets); clustbench: the "
+                        "suite folder, the battery is <DIR>/mnistnd")
+    export.add_argument("--format", choices=("h5ad", "clustbench"), default="h5ad",
+                        help="h5ad: the profile's trained datasets as .h5ad and .csv.gz; "
+                        "clustbench: a battery for clustbench.load_dataset (default: h5ad)")
+    export.add_argument("--source", choices=("release", "artifacts", "auto"), default=None,
+                        help="clustbench only: the release shipped with the package, the "
+                        "profile's trained datasets, or those when present (default: release)")
     _release_parser(sub)
     return parser
 
@@ -221,8 +229,13 @@ def _cmd_export(args) -> int:
     from mnistnd.profiles import check_profile
 
     check_profile(args.profile)
+    if args.format == "h5ad" and args.source is not None:
+        raise _BadInput("--source applies to --format clustbench only (the h5ad export "
+                        "writes the profile's trained datasets)")
     root = settings.artifacts_root() if args.artifacts_dir is None else Path(args.artifacts_dir)
     folder = root.expanduser().resolve() / args.profile
+    if args.format == "clustbench":
+        return _export_clustbench(args, folder)
     if not folder.is_dir():
         raise FileNotFoundError(
             f"artifacts_dir: {str(folder)!r} does not exist; build the datasets first with "
@@ -245,6 +258,26 @@ def _cmd_export(args) -> int:
     if isinstance(written, (list, tuple)):
         for path in written:
             print(f"  {path}")
+    return 0
+
+
+def _export_clustbench(args, folder: Path) -> int:
+    """``mnistnd export --format clustbench``: the battery ``<--out>/mnistnd``."""
+    from mnistnd import datasets
+
+    source = args.source or "release"
+    if source == "artifacts" and not folder.is_dir():
+        raise FileNotFoundError(
+            f"artifacts_dir: {str(folder)!r} does not exist; build the datasets first with "
+            f"`mnistnd run notebooks/mvae_training.md --profile {args.profile}`, or export the "
+            "release with --source release"
+        )
+    out = Path(args.out).expanduser()
+    _check_creatable(out, "--out")
+    written = datasets.export_clustbench(out, source=source, artifacts_dir=folder)
+    print(f"exported the clustbench battery {written[-1].parent.name!r} to {out.resolve()}")
+    for path in written:
+        print(f"  {path}")
     return 0
 
 

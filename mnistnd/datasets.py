@@ -1,4 +1,4 @@
-"""The MNIST-Nd datasets: build (train + encode), load and export.
+"""The MNIST-Nd datasets: build (train + encode), load and export (h5ad/CSV, clustbench).
 
 One mixture VAE (:class:`mnistnd.models.MixtureVAE`, ``beta = 8 / d``) is trained per latent
 dimension ``d`` on the MNIST training split with :func:`mnistnd.training.fit`; the test split is
@@ -22,9 +22,11 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
+import io
 import json
 import os
 import platform
+import textwrap
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -48,6 +50,7 @@ __all__ = [
     "available_dims",
     "summary",
     "export",
+    "export_clustbench",
     "dataset_path",
 ]
 
@@ -93,6 +96,19 @@ def _check_pixels(name: str, X) -> np.ndarray:
 
 def _write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda p: p.write_text(text))
+
+
+def _write_gzip(path: Path, text: str) -> None:
+    """Write ``text`` gzip-compressed, atomically.
+
+    The gzip header gets neither a timestamp nor a file name, so equal text gives equal bytes.
+    """
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb",
+                                                   mtime=0) as gz:
+            gz.write(text.encode())
+
+    atomic_write(path, write)
 
 
 def _load_data(source, data, n_train, n_test, seed):
@@ -609,13 +625,7 @@ def export(artifacts_dir=None, out_dir=None, latent_dims: Sequence[int] | None =
         table = pd.DataFrame(adata.X, columns=list(adata.var_names))
         table["digit"] = adata.obs["digit"].to_numpy()
         csv = out / f"mnist_{d}d.csv.gz"
-
-        def write_csv(p, t=table):
-            with open(p, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb",
-                                                 mtime=0) as gz:
-                gz.write(t.to_csv(index=False, float_format="%.7g").encode())
-
-        atomic_write(csv, write_csv)
+        _write_gzip(csv, table.to_csv(index=False, float_format="%.7g"))
         for f in (h5, csv):
             entries.append({"file": f.name, "latent_dim": d, "bytes": f.stat().st_size,
                             "sha256": file_sha256(f), "n_samples": int(adata.n_obs),
@@ -626,3 +636,164 @@ def export(artifacts_dir=None, out_dir=None, latent_dims: Sequence[int] | None =
     _write_text(manifest, json.dumps({"datasets": entries}, indent=2))
     written.append(manifest)
     return written
+
+
+_DIGITS = 10
+_BATTERY_README = """\
+MNIST-Nd (Turishcheva et al. 2024, arXiv:2410.16124): the MNIST test images embedded by
+mixture VAEs with latent spaces of d dimensions, written by the mnistnd package with
+`mnistnd export --format clustbench`. Dataset mnist_{d}d is the embedding of dimension d;
+its .txt file says which models made it (the package's release, or a profile's own
+training), how many points it has and how its labels map to digits.
+"""
+
+
+def _clustbench_dims(latent_dims, source: str, artifacts_dir) -> list[int]:
+    """Check the dimensions to export against those ``source`` can provide."""
+    from mnistnd import release
+
+    check_choice("source", source, SOURCES)
+    have = set(release.dims()) if source != "artifacts" else set()
+    if source != "release":
+        have |= set(available_dims(artifacts_dir))
+    if latent_dims is None:
+        if not have:
+            raise FileNotFoundError(
+                f"no MNIST-Nd datasets in {_folder(artifacts_dir)}; build them with "
+                f"`mnistnd run {_CHAPTER}` or export the release (source='release')")
+        return sorted(have)
+    dims = check_int_list("latent_dims", list(latent_dims), minimum=1)
+    if len(set(dims)) != len(dims):
+        raise ValueError(f"latent_dims must be distinct (repeated values in {dims})")
+    unknown = [d for d in dims if d not in have]
+    if unknown:
+        hint = f"; build them with `mnistnd run {_CHAPTER}`" if source == "artifacts" else ""
+        raise ValueError(f"latent_dims: no dataset of dimension {unknown} from "
+                         f"source={source!r} (available: {sorted(have) or 'none'}){hint}")
+    return dims
+
+
+def _check_battery(battery) -> str:
+    """Return ``battery`` if it is one folder name that clustbench lists (not '.'-hidden)."""
+    import re
+
+    if not isinstance(battery, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", battery):
+        raise ValueError(f"battery must be a folder name of letters, digits, '_', '.' or '-' "
+                         f"(not starting with '.' or '-'), got {battery!r}")
+    return battery
+
+
+def _clustbench_description(adata) -> str:
+    """Return the ``<name>.txt`` of one dataset: what it is, where it comes from, its labels."""
+    d, n = int(adata.n_vars), int(adata.n_obs)
+    if "release" in adata.uns:
+        origin = (f"{adata.uns['release']['name']} (the mnistnd package): the m-VAE of this "
+                  "dimension trained once at the paper's settings; not the MNIST-Nd authors' "
+                  "own files, which are not public")
+    else:
+        cfg = adata.uns["config"]
+        origin = (f"MNIST-Nd trained by this compendium's m-VAE chapter, not its release "
+                  f"(configuration hash {adata.uns['config_hash']}, {cfg['epochs']} epochs, "
+                  f"{cfg['n_train']} training images)")
+    return (
+        f"MNIST-{d}d: {n} MNIST test images embedded in {d} dimensions by a mixture VAE\n"
+        f"(beta = 8/d), each image as the mean of q(z|x,y) at its most probable component.\n"
+        f"\n"
+        f"{textwrap.fill(f'Dataset: {origin}.', width=88)}\n"
+        f"Dimension: {d}\n"
+        f"Points: {n} (rows in the order of the MNIST test file)\n"
+        f"Reference labels (labels0): the true digit plus one, 1 = digit 0, ..., 10 = digit 9;\n"
+        f"there are no noise points (label 0 is not used). The digits were never used in "
+        f"training.\n"
+        f"\n"
+        f"Written by `mnistnd export --format clustbench`.\n"
+        f"Cite: Turishcheva P., Hansel L., Ritzert M., Weis M.A., Ecker A.S., MNIST-Nd: a set "
+        f"of\nnaturalistic datasets to benchmark clustering across dimensions, 2024, "
+        f"arXiv:2410.16124.\n"
+    )
+
+
+def export_clustbench(
+    out_dir: str | os.PathLike,
+    latent_dims: Sequence[int] | None = None,
+    *,
+    source: str = "release",
+    artifacts_dir: str | os.PathLike | None = None,
+    battery: str = "mnistnd",
+) -> list[Path]:
+    """Write the MNIST-Nd datasets as a clustbench battery (``clustering-benchmarks``).
+
+    The battery is the folder ``out_dir/battery``; ``clustbench.load_dataset(battery,
+    "mnist_16d", path=out_dir)`` reads a dataset back. Per dimension ``d`` it holds, following
+    clustbench's file format:
+
+    * ``mnist_{d}d.data.gz``: the embedding, one point per line, ``d`` space-separated values
+      with nine significant digits (the float32 values are read back exactly);
+    * ``mnist_{d}d.labels0.gz``: one integer per line, the digit plus one (clustbench keeps
+      label 0 for noise, which MNIST-Nd has none of);
+    * ``mnist_{d}d.txt``: the description clustbench returns (what the dataset is, which
+      models made it, dimension, number of points, label mapping, citation);
+
+    and ``README.txt``, the battery's description (by which ``clustbench.get_battery_names``
+    finds it). Every file is written atomically and gzip without a timestamp: the same data
+    give the same bytes.
+
+    Parameters
+    ----------
+    out_dir
+        Folder of the benchmark suite; the battery folder is made inside it.
+    latent_dims
+        Dimensions to export; ``None``: all that ``source`` provides (the release's six for
+        ``"release"``).
+    source
+        ``"release"``, ``"artifacts"`` or ``"auto"``, as in :func:`load_mnistnd`.
+    artifacts_dir
+        Artifacts folder holding trained datasets (``source`` ``"artifacts"`` or ``"auto"``).
+    battery
+        Name of the battery folder.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written: data, labels and description per dimension, then ``README.txt``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``source``, a dimension ``source`` lacks, a bad ``battery``, or a
+        dataset in which some digit has no point (clustbench labels must be ``1 ... K``, all
+        used).
+    NotADirectoryError
+        If ``out_dir`` or the battery folder exists as a file.
+    FileNotFoundError
+        If ``latent_dims`` is ``None`` and ``source`` has no datasets.
+    """
+    battery = _check_battery(battery)
+    root = Path(out_dir).expanduser()
+    for path, name in ((root, "out_dir"), (root / battery, "battery")):
+        if path.exists() and not path.is_dir():
+            raise NotADirectoryError(f"{name}: {str(path)!r} exists and is not a directory")
+    dims = _clustbench_dims(latent_dims, source, artifacts_dir)
+    adatas = {d: load_mnistnd(d, source, artifacts_dir) for d in dims}  # all, then write
+    for d, adata in adatas.items():
+        found, wanted = set(np.unique(adata.obs["digit"]).tolist()), set(range(_DIGITS))
+        if found != wanted:
+            raise ValueError(f"MNIST-{d}d: its digits must be 0 ... 9, each at least once "
+                             f"(clustbench labels 1 ... 10, all used); missing "
+                             f"{sorted(wanted - found)}, other values {sorted(found - wanted)}")
+    out = settings.ensure_writable_dir(root / battery, "out_dir")
+    written = [p for d, adata in adatas.items() for p in _write_clustbench(out, d, adata)]
+    _write_text(out / "README.txt", _BATTERY_README)
+    return [*written, out / "README.txt"]
+
+
+def _write_clustbench(out: Path, d: int, adata) -> list[Path]:
+    """Write one dataset's data, labels and description into the battery folder ``out``."""
+    name = f"mnist_{d}d"
+    data = io.StringIO()
+    np.savetxt(data, np.asarray(adata.X, dtype=np.float32), fmt="%.9g", delimiter=" ")
+    _write_gzip(out / f"{name}.data.gz", data.getvalue())
+    labels = adata.obs["digit"].to_numpy().astype(np.int64) + 1
+    _write_gzip(out / f"{name}.labels0.gz", "".join(f"{k}\n" for k in labels))
+    _write_text(out / f"{name}.txt", _clustbench_description(adata))
+    return [out / f"{name}.data.gz", out / f"{name}.labels0.gz", out / f"{name}.txt"]
