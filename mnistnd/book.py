@@ -10,7 +10,10 @@ the executed copies:
 * a *staging* folder ``<root>/<profile>/_book/`` receives ``_config.yml``, ``_toc.yml``, the
   hand-written pages of ``book/`` and the executed notebooks under ``notebooks/``. The toc is
   copied unchanged: its entries carry no extension, so ``notebooks/data`` resolves to the executed
-  ``notebooks/data.ipynb`` there (the sources, ``.md``, are not copied);
+  ``notebooks/data.ipynb`` there (the sources, ``.md``, are not copied). Two things differ from
+  the originals: ``_config.yml`` gets the repository URL and launch buttons of
+  :func:`staged_config`, and papermill's ``injected-parameters`` cell of every chapter is tagged
+  ``remove-cell`` (:func:`hide_injected_parameters`);
 * ``jupyter-book build -W --keep-going --all`` renders the staging folder into
   ``<root>/<profile>/_build/html``, which then replaces the output folder (default
   ``<book root>/_build/html``) in one rename.
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import copy
 import csv
 import io
 import json
@@ -38,6 +42,7 @@ import sys
 import tempfile
 import time
 import tokenize
+import urllib.parse
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -48,10 +53,14 @@ from mnistnd._io import atomic_write
 from mnistnd.profiles import RESERVED, check_profile, profile_parameters
 
 __all__ = [
+    "REPOSITORY_URL_ENV",
     "ChapterError",
     "Parameter",
     "ParameterError",
     "build_book",
+    "hide_injected_parameters",
+    "repository_url",
+    "staged_config",
     "source_banner",
     "source_banner_markdown",
     "find_book_root",
@@ -67,7 +76,10 @@ __all__ = [
 CHAPTER_DIR = "notebooks"
 TIMINGS_FILE = "timings.csv"
 _TIMING_FIELDS = ("chapter", "profile", "status", "seconds", "finished_utc", "parameters")
-_PAPERMILL_TAGS = ("injected-parameters", "papermill-error-cell-tag")
+_INJECTED_TAG = "injected-parameters"
+_PAPERMILL_TAGS = (_INJECTED_TAG, "papermill-error-cell-tag")
+#: MyST-NB leaves a cell with this tag out of the HTML (source and outputs).
+_REMOVE_TAG = "remove-cell"
 _NONE_WORDS = ("none", "null")
 _TRUE_WORDS = ("true", "yes", "on", "1")
 _FALSE_WORDS = ("false", "no", "off", "0")
@@ -719,6 +731,40 @@ def _read_ipynb(path: Path):
     return nbformat.read(path, as_version=4)
 
 
+def _write_ipynb(nb, path: Path) -> None:
+    import nbformat
+
+    nbformat.write(nb, path)
+
+
+def hide_injected_parameters(nb):
+    """Copy of an executed notebook whose papermill ``injected-parameters`` cell is not rendered.
+
+    The cell papermill inserts after the ``parameters`` cell holds the values the run received,
+    among them ``artifacts_dir``, an absolute path of the machine that built the book. The copy
+    tags that cell ``remove-cell``, which MyST-NB leaves out of the HTML; the declared
+    ``parameters`` cell and every other cell stay as they are. Only the copy staged for
+    Jupyter Book is changed: the executed notebook in the artifacts folder keeps the cell
+    untagged, as the record of the run.
+
+    Parameters
+    ----------
+    nb
+        An nbformat notebook (version 4), e.g. as written by papermill.
+
+    Returns
+    -------
+    nbformat.NotebookNode
+        A deep copy with ``remove-cell`` added (once) to the tags of each injected cell.
+    """
+    staged = copy.deepcopy(nb)
+    for cell in staged.cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if _INJECTED_TAG in tags and _REMOVE_TAG not in tags:
+            cell["metadata"]["tags"] = [*tags, _REMOVE_TAG]
+    return staged
+
+
 # --------------------------------------------------------------------------------------------
 # the whole book
 # --------------------------------------------------------------------------------------------
@@ -808,6 +854,97 @@ def _source_of(root: Path, entry: str) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
+
+
+#: Environment variable read by :func:`build_book` (``mnistnd book``): the published repository.
+REPOSITORY_URL_ENV = "MNISTND_REPOSITORY_URL"
+#: Hosts the book theme can derive repository and launch links from (it rejects others).
+_REPOSITORY_HOSTS = ("github", "gitlab", "bitbucket")
+_REPOSITORY_BUTTONS = ("use_repository_button", "use_issues_button", "use_edit_page_button")
+
+
+def repository_url(url: str | None = None) -> str | None:
+    """Return the URL of the published repository, checked; ``None`` when the book has none.
+
+    Parameters
+    ----------
+    url
+        ``https://<host>/<owner>/<name>`` on GitHub, GitLab or Bitbucket (a trailing ``/`` or
+        ``.git`` is dropped); ``None`` reads ``$MNISTND_REPOSITORY_URL``. An empty or blank
+        string means no repository.
+
+    Returns
+    -------
+    str or None
+        ``https://<host>/<owner>/<name>``, the form the book theme splits into owner and name
+        for its repository and Binder links.
+
+    Raises
+    ------
+    ValueError
+        Naming the environment variable, when the URL has another form.
+    """
+    text = os.environ.get(REPOSITORY_URL_ENV, "") if url is None else url
+    if not isinstance(text, str):
+        raise TypeError(f"repository_url: expected a string, got {type(text).__name__}")
+    if not text.strip():
+        return None
+    parts = urllib.parse.urlsplit(text.strip())
+    path = [p for p in parts.path.split("/") if p]
+    if (parts.scheme != "https" or parts.query or parts.fragment or len(path) != 2
+            or not any(host in parts.netloc.lower() for host in _REPOSITORY_HOSTS)):
+        raise ValueError(
+            f"repository_url (${REPOSITORY_URL_ENV}): expected https://github.com/<owner>/<name> "
+            f"(or a GitLab or Bitbucket repository), got {text!r}"
+        )
+    name = path[1].removesuffix(".git")
+    return f"https://{parts.netloc}/{path[0]}/{name}"
+
+
+def staged_config(content: bytes | str, url: str | None) -> bytes:
+    """``_config.yml`` as the book is built from it, with or without the published repository.
+
+    With ``url``, ``repository.url`` is set to it and the buttons ``_config.yml`` enables stay
+    (repository button, Binder and Thebe launch buttons). Without, the staged config says so
+    explicitly: ``repository.url`` is empty (left out, Jupyter Book would fill in its own
+    repository), the repository buttons are off, every ``launch_buttons`` service URL is empty
+    and Thebe is off, so that no page links to a repository that does not exist.
+
+    Parameters
+    ----------
+    content
+        The YAML text of the book's ``_config.yml``.
+    url
+        A URL checked by :func:`repository_url`, or ``None``.
+
+    Returns
+    -------
+    bytes
+        The YAML text to stage (comments are not kept).
+    """
+    import yaml
+
+    config = yaml.safe_load(content)
+    if not isinstance(config, dict):
+        raise ValueError("_config.yml: expected a mapping of Jupyter Book settings")
+    repository, html, launch = (_section(config, key)
+                                for key in ("repository", "html", "launch_buttons"))
+    if url is not None:
+        repository["url"] = url
+    else:
+        repository["url"] = ""
+        html.update(dict.fromkeys(_REPOSITORY_BUTTONS, False))
+        launch.update({key: "" for key in launch if key.endswith("_url")}, thebe=False)
+    return yaml.safe_dump(config, sort_keys=False, allow_unicode=True).encode("utf-8")
+
+
+def _section(config: dict, key: str) -> dict:
+    """Return the mapping ``config[key]``, made when absent or empty (``key:`` with no value)."""
+    value = config.get(key) or {}
+    if not isinstance(value, dict):
+        raise ValueError(f"_config.yml: {key!r} must be a mapping, got {value!r}")
+    config[key] = value
+    return value
 
 
 def _stage_sources(root: Path, folder: Path, entries: list[str],
@@ -904,7 +1041,8 @@ def _stage(tmp: Path, folder: Path, entries: list[str]) -> Path:
     for entry in entries:
         if _is_chapter(entry):
             executed = folder / CHAPTER_DIR / f"{entry.split('/', 1)[1]}.ipynb"
-            shutil.copy2(executed, tmp / f"{entry}.ipynb")
+            staged = hide_injected_parameters(_read_ipynb(executed))
+            _write_ipynb(staged, tmp / f"{entry}.ipynb")
     shutil.rmtree(stage, ignore_errors=True)
     os.replace(tmp, stage)
     return stage
@@ -923,6 +1061,44 @@ def _replace_dir(source: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _select_chapters(stems: list[str], chapters) -> list[str]:
+    """Return the stems of ``chapters`` (all if ``None``) in toc order, refusing unknown ones."""
+    if chapters is None:
+        return list(stems)
+    if isinstance(chapters, str):
+        chapters = [chapters]
+    unknown = [c for c in chapters if c not in stems]
+    if unknown:
+        raise ValueError(f"chapters: {unknown} not in _toc.yml; chapters: {stems}")
+    return [s for s in stems if s in set(chapters)]
+
+
+def _require_executed(folder: Path, reused: list[str]) -> None:
+    """Refuse to build with chapters that are neither run now nor executed before."""
+    stale = [s for s in reused if not (folder / CHAPTER_DIR / f"{s}.ipynb").is_file()]
+    if stale:
+        raise FileNotFoundError(
+            f"chapters: {stale} have no executed copy in {folder / CHAPTER_DIR}; run them too"
+        )
+
+
+def _execute_all(prepared: list[_Prepared], profile: str, folder: Path, sources: Path, *,
+                 timeout, progress_bar: bool) -> None:
+    """Run the chapters in order; on any failure the staged ``sources`` are removed."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(prepared, desc=f"book ({profile})", unit="chapter", disable=not progress_bar)
+    try:
+        for prep in bar:
+            bar.set_postfix_str(prep.stem)
+            _execute(prep, profile, folder, timeout=timeout, progress_bar=progress_bar)
+    except BaseException:
+        shutil.rmtree(sources, ignore_errors=True)
+        raise
+    finally:
+        bar.close()
+
+
 def build_book(
     profile: str = "quick",
     artifacts_dir: str | os.PathLike | None = None,
@@ -932,6 +1108,7 @@ def build_book(
     book_root: str | os.PathLike | None = None,
     timeout: float | None = None,
     progress_bar: bool = True,
+    repository: str | None = None,
 ) -> Path:
     """Execute the chapters of ``_toc.yml`` in order and build the HTML book (``-W``).
 
@@ -954,6 +1131,10 @@ def build_book(
         Per-cell time limit in seconds for every chapter.
     progress_bar
         Show progress bars.
+    repository
+        URL of the published repository (default ``$MNISTND_REPOSITORY_URL``; ``""``: none),
+        see :func:`repository_url` and :func:`staged_config`. Without one, the book has no
+        repository, Binder or Thebe buttons.
 
     Returns
     -------
@@ -969,52 +1150,28 @@ def build_book(
     RuntimeError
         ``jupyter-book build -W`` failed (warnings are errors); the message holds its log tail.
     """
-    from tqdm.auto import tqdm
-
     check_profile(profile)
     timeout = _check_timeout(timeout)
     root = Path(book_root).resolve() if book_root is not None else find_book_root()
     if not (root / "_toc.yml").is_file() or not (root / "_config.yml").is_file():
         raise FileNotFoundError(f"book_root: {str(root)!r} has no _toc.yml and _config.yml")
     snapshot = {name: (root / name).read_bytes() for name in ("_config.yml", "_toc.yml")}
+    snapshot["_config.yml"] = staged_config(snapshot["_config.yml"], repository_url(repository))
     entries = _parse_toc(snapshot["_toc.yml"], root / "_toc.yml")
     missing = [e for e in entries if _source_of(root, e) is None]
     if missing:
         raise FileNotFoundError(f"_toc.yml lists files that do not exist in {root}: {missing}")
     stems = [e.split("/", 1)[1] for e in entries if _is_chapter(e)]
-    if chapters is None:
-        to_run = list(stems)
-    else:
-        if isinstance(chapters, str):
-            chapters = [chapters]
-        unknown = [c for c in chapters if c not in stems]
-        if unknown:
-            raise ValueError(f"chapters: {unknown} not in _toc.yml; chapters: {stems}")
-        to_run = [s for s in stems if s in set(chapters)]
+    to_run = _select_chapters(stems, chapters)
     out = Path(output_dir).expanduser().resolve() if output_dir is not None \
         else root / "_build" / "html"
     settings.ensure_writable_dir(out.parent, "output_dir")
     folder = _profile_dir(_artifacts_root(artifacts_dir), profile)
-    stale = [s for s in stems if s not in to_run
-             and not (folder / CHAPTER_DIR / f"{s}.ipynb").is_file()]
-    if stale:
-        raise FileNotFoundError(
-            f"chapters: {stale} have no executed copy in {folder / CHAPTER_DIR}; run them too"
-        )
+    _require_executed(folder, [s for s in stems if s not in to_run])
     # check every chapter's parameters before the first one runs
     prepared = [_prepare(_source_of(root, f"{CHAPTER_DIR}/{s}"), None, profile) for s in to_run]
     sources = _stage_sources(root, folder, entries, snapshot)
-    bar = tqdm(prepared, desc=f"book ({profile})", unit="chapter", disable=not progress_bar)
-    try:
-        for prep in bar:
-            bar.set_postfix_str(prep.stem)
-            _execute(prep, profile, folder, timeout=timeout, progress_bar=progress_bar)
-    except BaseException:
-        shutil.rmtree(sources, ignore_errors=True)
-        raise
-    finally:
-        bar.close()
-
+    _execute_all(prepared, profile, folder, sources, timeout=timeout, progress_bar=progress_bar)
     stage = _stage(sources, folder, entries)
     html = _jupyter_book(stage, folder)
     _launch_sources(html, stems)
