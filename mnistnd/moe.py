@@ -12,7 +12,8 @@
   the images with a classifier trained on real data (:func:`train_digit_classifier`).
 * :func:`make_gaussian_mixture` and :func:`cluster_number_study`: synthetic Gaussian mixtures with
   random parameters, and how many experts the model really uses for each true number of
-  components (paper 002, SI B.1); :func:`similarity_probe` shows why the similarity matrix
+  components (paper 002, SI B.1), with :func:`check_study_sizes` refusing fewer experts than
+  components before any training; :func:`similarity_probe` shows why the similarity matrix
   decides that number.
 """
 
@@ -27,6 +28,7 @@ from mnistnd._checks import check_choice, check_float, check_int, check_int_list
 from mnistnd.metrics import clustering_accuracy, contingency, f_measure, nmi
 
 __all__ = [
+    "check_study_sizes",
     "cluster_number_study",
     "cluster_scores",
     "experts_used",
@@ -570,6 +572,43 @@ def similarity_probe(
     return pd.DataFrame(rows).T
 
 
+def check_study_sizes(n_components: Sequence[int], n_experts: int) -> tuple[list[int], int]:
+    """Check the sizes of :func:`cluster_number_study` before any data set is drawn.
+
+    The study asks whether the model uses as many experts as there are components, so every
+    searched number must be reachable: ``n_experts`` may not be below the largest number of
+    components searched (with fewer experts, components must share experts whatever the model
+    learns, and a wrong count would say nothing about the model).
+
+    Parameters
+    ----------
+    n_components : sequence of int
+        True numbers of mixture components searched (non-empty, each >= 1).
+    n_experts : int
+        Experts available to the model (>= 2).
+
+    Returns
+    -------
+    n_components : list of int
+    n_experts : int
+
+    Raises
+    ------
+    TypeError, ValueError
+        Bad values; a ``ValueError`` naming both values when ``n_experts`` is below
+        ``max(n_components)``.
+    """
+    ks = check_int_list("n_components", n_components, minimum=1)
+    n_experts = check_int("n_experts", n_experts, minimum=2)
+    if n_experts < max(ks):
+        raise ValueError(
+            f"n_experts={n_experts} is below the largest number of components searched "
+            f"(max(n_components)={max(ks)}, n_components={ks}): the model needs at least one "
+            f"expert per component; use n_experts >= {max(ks)}"
+        )
+    return ks, n_experts
+
+
 def cluster_number_study(
     n_components: Sequence[int],
     n_experts: int = 20,
@@ -602,7 +641,8 @@ def cluster_number_study(
     n_components : sequence of int
         True numbers of mixture components, one data set each.
     n_experts : int
-        Experts available to the model (>= 2).
+        Experts available to the model, at least ``max(n_components)``
+        (:func:`check_study_sizes`, before any training).
     n_samples, n_features : int
         Size of each synthetic data set.
     seed : int
@@ -621,13 +661,17 @@ def cluster_number_study(
     pandas.DataFrame
         One row per true number: ``true_components``, ``n_experts``, ``experts_used``, ``NMI``,
         ``accuracy``, ``F-measure``, ``seconds`` (projection and training).
+
+    Raises
+    ------
+    TypeError, ValueError
+        Bad sizes (:func:`check_study_sizes`) or ``projection``, before any data set is drawn.
     """
     import time
 
     from tqdm.auto import tqdm
 
-    ks = check_int_list("n_components", list(n_components), minimum=1)
-    n_experts = check_int("n_experts", n_experts, minimum=2)
+    ks, n_experts = check_study_sizes(n_components, n_experts)
     if projection is not None:
         check_choice("projection", projection, ("umap", "pca"))
     rows = []

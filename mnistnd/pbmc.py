@@ -11,6 +11,9 @@ The pipeline follows the Seurat tutorial the report used, written with scanpy:
   (Seurat's ``FindNeighbors``), Leiden at the lowest resolution of a fixed grid that yields nine
   clusters, clusters named from canonical marker genes by a one-to-one assignment
   (see :func:`name_clusters`).
+* :func:`labelled_cells` -- the data preprocessed for its source and labelled with
+  :func:`annotate` (raw counts) or ``bulk_labels`` (bundled sample), never with the optional
+  ``pbmc3k_celltypes.csv``; :func:`counts_layout` says where in a data folder the counts are.
 * :func:`preprocess_bundled` -- the documented fallback: scanpy's bundled ``pbmc68k_reduced``
   holds log-normalised values only (no counts), so QC and normalisation cannot be redone; its
   values are scaled and its ``bulk_labels`` used as cell types.
@@ -39,15 +42,19 @@ __all__ = [
     "PAPER_SCORES",
     "PAPER_TRAINING_MINUTES",
     "SCORE_NAMES",
+    "REFERENCE_COLUMNS",
     "Annotation",
     "ExperimentResult",
+    "LabelledCells",
     "annotate",
     "build_model",
     "cell_types",
+    "counts_layout",
     "encode",
     "evaluate_embedding",
     "has_counts",
     "kmeans_scores",
+    "labelled_cells",
     "model_input",
     "name_clusters",
     "preprocess",
@@ -669,6 +676,134 @@ def reference_agreement(labels: pd.Series, reference: pd.DataFrame | pd.Series,
         "n_cells": int(ok.sum()),
         "crosstab": pd.crosstab(theirs.rename("reference"), ours.rename("ours")),
     }
+
+
+# --------------------------------------------------------------------------------------------
+# data and labels for the chapters
+
+#: ``obs`` columns that :func:`mnistnd.data.load_pbmc3k` fills from the optional
+#: ``pbmc3k_celltypes.csv``; :func:`labelled_cells` drops them, so only our labels remain.
+REFERENCE_COLUMNS = ("cell_type", "louvain_reference")
+
+
+def _no_counts_message(folder: Path) -> str:
+    from .data import _PBMC_H5AD, _PBMC_MTX
+
+    return (
+        f"the PBMC3k data folder {str(folder)!r} holds no raw counts: expected "
+        f"{_PBMC_H5AD!r} or the extracted 10x folder '{_PBMC_MTX.as_posix()}/' (matrix.mtx or "
+        "matrix.mtx.gz, genes.tsv, barcodes.tsv) in it. Put one of them there (the folder is "
+        "'pbmc3k/' in $MNISTND_DATA_DIR), or let mnistnd.data.load_pbmc3k download them (needs "
+        "network); pbmc3k_celltypes.csv is optional and holds no counts"
+    )
+
+
+def counts_layout(folder=None) -> tuple[str, Path]:
+    """Locate the raw PBMC3k counts in a data folder, without reading or downloading anything.
+
+    The accepted layouts are those of :func:`mnistnd.data.load_pbmc3k` (the rule is its own,
+    not repeated here): ``pbmc3k_raw.h5ad`` or the extracted 10x folder
+    ``filtered_gene_bc_matrices/hg19/``. The optional ``pbmc3k_celltypes.csv`` holds no counts
+    and is neither needed nor enough.
+
+    Parameters
+    ----------
+    folder
+        The PBMC3k folder; ``None`` means ``pbmc3k/`` in the data directory
+        (``$MNISTND_DATA_DIR``).
+
+    Returns
+    -------
+    kind : str
+        ``"h5ad"`` or ``"10x"`` (the h5ad first when both are there: it reads faster).
+    path : pathlib.Path
+        The file or folder holding the counts.
+
+    Raises
+    ------
+    FileNotFoundError
+        If neither layout is there; the message names the folder and both layouts.
+    """
+    from . import data
+
+    folder = data._pbmc_dir() if folder is None else Path(folder).expanduser()
+    found = data._pbmc_candidates(folder)
+    if not found:
+        raise FileNotFoundError(_no_counts_message(folder))
+    return found[0]
+
+
+@dataclass
+class LabelledCells:
+    """Output of :func:`labelled_cells`.
+
+    Attributes
+    ----------
+    adata
+        Preprocessed cells (:func:`preprocess` or :func:`preprocess_bundled`);
+        ``obs["cell_type"]`` holds ``labels``.
+    labels
+        Cell type per cell (strings, indexed like ``adata.obs``).
+    label_source
+        Where the labels come from, in words (for the page).
+    annotation
+        The :class:`Annotation` behind ``labels`` (``None`` for the bundled sample).
+    """
+
+    adata: object
+    labels: pd.Series
+    label_source: str
+    annotation: Annotation | None = None
+
+
+def labelled_cells(source: str = "auto") -> LabelledCells:
+    """PBMC cells preprocessed for their source, with the cell types the chapters score against.
+
+    Raw counts (``source`` resolves to ``"full"``): :func:`preprocess`, then our own labels
+    from :func:`annotate` with its default settings, so that every chapter scores against the
+    same labels. Cell types that :func:`mnistnd.data.load_pbmc3k` took from the optional
+    ``pbmc3k_celltypes.csv`` (:data:`REFERENCE_COLUMNS`) are dropped: a fresh download has no
+    such table, and the labels must not depend on whether it lies beside the counts. Bundled
+    sample (no counts): :func:`preprocess_bundled` and its ``bulk_labels``, the only labels it
+    has.
+
+    Parameters
+    ----------
+    source
+        ``"auto"``, ``"full"`` or ``"bundled"``, as :func:`mnistnd.data.load_pbmc3k`.
+
+    Returns
+    -------
+    LabelledCells
+
+    Raises
+    ------
+    ValueError
+        Unknown ``source``, before anything is read.
+    FileNotFoundError
+        ``source="full"`` and the data folder holds no counts that could be read or downloaded;
+        the message names the folder and the expected files, and nothing is preprocessed.
+    """
+    from . import data
+
+    check_choice("source", source, ("auto", "full", "bundled"))
+    try:
+        raw = data.load_pbmc3k(source)
+    except data.DataError as err:
+        try:
+            counts_layout()
+        except FileNotFoundError as missing:
+            raise FileNotFoundError(f"{missing} ({err})") from err
+        raise  # counts are there but bad: the loader's message says why
+    if raw.uns["mnistnd"]["source"] != "full":
+        pp = preprocess_bundled(raw, label_key="bulk_labels")
+        return LabelledCells(pp, cell_types(pp), "bulk_labels of scanpy's bundled pbmc68k_reduced")
+    pp = preprocess(raw)
+    ann = annotate(pp)
+    pp.obs = pp.obs.drop(columns=[c for c in REFERENCE_COLUMNS if c in pp.obs])
+    pp.obs["cell_type"] = ann.labels
+    source_text = f"ours: mnistnd.pbmc.annotate, Leiden resolution {ann.resolution:g}"
+    return LabelledCells(pp, ann.labels.astype(str), source_text, ann)
 
 
 # --------------------------------------------------------------------------------------------
