@@ -102,8 +102,10 @@ class Autoencoder(nn.Module):
 
     Notes
     -----
-    ReLU after every hidden layer (the report's code left its first layer linear, its text puts
-    ReLU everywhere); the code and the reconstruction are linear, as in the report's code.
+    ReLU after every hidden layer, the first included: the report's equations leave the first
+    layer linear (as do its autoencoder and beta-VAE code, while its VSC code applies a ReLU
+    there), and a linear first layer followed by a linear second one is a single affine map. The
+    code and the reconstruction are linear, as in the report's code.
     """
 
     def __init__(self, n_input: int, n_latent: int = 6, hidden: Sequence[int] = HIDDEN):
