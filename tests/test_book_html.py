@@ -21,6 +21,7 @@ import nbformat
 import pytest
 import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+from test_cli import HEADER
 
 from mnistnd import book as book_module
 from mnistnd.book import (
@@ -184,20 +185,7 @@ def test_build_book_refuses_a_bad_repository_url_before_running(tmp_path, monkey
     assert not (tmp_path / "runs").exists()
 
 
-CHAPTER = """---
-jupytext:
-  text_representation:
-    extension: .md
-    format_name: myst
-kernelspec:
-  display_name: Python 3
-  language: python
-  name: python3
----
-
-# A tiny chapter
-
-```{code-cell} ipython3
+CHAPTER = HEADER + """```{code-cell} ipython3
 :tags: [parameters]
 
 artifacts_dir: str | None = None  # declared default

@@ -16,11 +16,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "apply_batched",
     "ACTIVATIONS",
     "make_activation",
     "mlp",
@@ -244,3 +246,21 @@ def temperature_schedule(
 def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:
     """Count the (trainable) scalar parameters of ``module``."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+
+@torch.no_grad()
+def apply_batched(module: nn.Module, X, fn, batch_size: int = 2048) -> np.ndarray:
+    """Apply ``fn`` (tensor in, tensor out) to an array ``X`` in batches, in eval mode.
+
+    The module's training mode is restored afterwards, so a read-out between epochs does not
+    switch dropout or batch statistics off for the rest of training. Numpy in, numpy out.
+    """
+    was_training = module.training
+    module.eval()
+    device = next(module.parameters()).device
+    X = torch.as_tensor(np.asarray(X, dtype=np.float32))
+    try:
+        out = [fn(X[i : i + batch_size].to(device)).cpu() for i in range(0, len(X), batch_size)]
+    finally:
+        module.train(was_training)
+    return torch.cat(out).numpy()

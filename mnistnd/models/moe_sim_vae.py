@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mnistnd._checks import check_choice, check_float, check_int, check_int_list
-from mnistnd.models._blocks import bernoulli_nll, make_activation, mlp, xavier_init_
+from mnistnd.models._blocks import apply_batched, bernoulli_nll, make_activation, mlp, xavier_init_
 
 __all__ = [
     "PAPER_COEFFICIENTS",
@@ -558,17 +558,8 @@ class MoESimVAE(nn.Module):
         }
 
     # ----------------------------------------------------------------------- inference
-    @torch.no_grad()
     def _batched(self, X, fn, batch_size: int = 2048) -> np.ndarray:
-        was_training = self.training
-        self.eval()
-        device = next(self.parameters()).device
-        X = torch.as_tensor(np.asarray(X, dtype=np.float32))
-        try:
-            out = [fn(X[i : i + batch_size].to(device)).cpu() for i in range(0, len(X), batch_size)]
-        finally:
-            self.train(was_training)
-        return torch.cat(out).numpy()
+        return apply_batched(self, X, fn, batch_size)
 
     def transform(self, X, batch_size: int = 2048) -> np.ndarray:
         """Codes ``z`` of an array ``X`` (numpy in, numpy out, eval mode)."""

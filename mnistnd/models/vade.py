@@ -33,7 +33,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from mnistnd._checks import check_float, check_int, check_int_list, check_matrix
-from mnistnd.models._blocks import bernoulli_nll, log_normal, make_activation, mlp, reparameterize
+from mnistnd.models._blocks import (
+    apply_batched,
+    bernoulli_nll,
+    log_normal,
+    make_activation,
+    mlp,
+    reparameterize,
+)
 
 __all__ = ["VaDE", "HIDDEN"]
 
@@ -320,15 +327,7 @@ class VaDE(nn.Module):
         X = check_matrix("X", X, dtype=np.float32)
         if X.shape[1] != self.n_input:
             raise ValueError(f"X has {X.shape[1]} features but n_input={self.n_input}")
-        was_training = self.training
-        self.eval()
-        device = self.prior_means.device
-        X = torch.from_numpy(X)
-        try:
-            out = [fn(X[i : i + batch_size].to(device)).cpu() for i in range(0, len(X), batch_size)]
-        finally:
-            self.train(was_training)
-        return torch.cat(out).numpy()
+        return apply_batched(self, X, fn, batch_size)
 
     def transform(self, X, batch_size: int = 2048) -> np.ndarray:
         """Return the encoder means of an array ``X`` (numpy), shape (n_samples, n_latent)."""
