@@ -328,16 +328,13 @@ def _savez(path: Path, arrays: dict) -> None:
     atomic_write(path, write)
 
 
-def _package_model(d: int, adata, artifacts_dir, out: Path) -> dict:
+def _package_model(d: int, adata, hist: pd.DataFrame, out: Path) -> dict:
     """Write MNIST-``d``d's arrays into ``out``; return its manifest entry."""
-    from mnistnd import datasets
-
     _savez(out / _dataset_name(d), {
         "embedding": np.asarray(adata.X, dtype=np.float32),
         "digit": adata.obs["digit"].to_numpy().astype(np.uint8),
         "component": adata.obs["component"].to_numpy().astype(np.uint8),
         "test_index": adata.obs["test_index"].to_numpy().astype(np.int32)})
-    hist = datasets.load_history(d, "artifacts", artifacts_dir)
     uns = adata.uns
     return {"beta": float(uns["config"]["beta"]), "best_epoch": int(uns["best_epoch"]),
             "epochs_run": int(uns["epochs_run"]), "stopped_early": bool(uns["stopped_early"]),
@@ -415,8 +412,9 @@ def build(artifacts_dir, out_dir=None, *, n_jobs: int = 2, progress: bool = True
     models, histories = {}, []
     for d in TRAINING["latent_dims"]:
         adata = datasets.load_mnistnd(d, source="artifacts", artifacts_dir=artifacts_dir)
-        models[str(d)] = _package_model(d, adata, artifacts_dir, out)
-        hist = datasets.load_history(d, "artifacts", artifacts_dir)
+        hist = pd.DataFrame({c: np.asarray(adata.uns["history"][c])
+                             for c in map(str, adata.uns["history_columns"])})
+        models[str(d)] = _package_model(d, adata, hist, out)
         histories.append(hist.assign(latent_dim=d)[["latent_dim", *hist.columns]])
     atomic_write(out / _HISTORY, lambda p: pd.concat(histories).to_csv(p, index=False))
     _savez(out / _RECONSTRUCTIONS, _reconstructions(TRAINING["latent_dims"], artifacts_dir))
