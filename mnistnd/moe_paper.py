@@ -41,7 +41,7 @@ _MODEL_ARGS = ("n_experts", "code_size", "architecture", "gate_depth", "gate_wid
 
 
 def settings(**overrides) -> dict:
-    """The paper's settings with ``overrides`` applied (unknown names are refused)."""
+    """Return the paper's settings with ``overrides`` applied (unknown names are refused)."""
     unknown = sorted(set(overrides) - set(PAPER_SETTINGS) - {"n_train", "seed", "n_generate"})
     if unknown:
         raise ValueError(f"unknown setting(s) {unknown}; known: {sorted(PAPER_SETTINGS)}, "
@@ -110,21 +110,87 @@ def train(workdir, *, source: str = "auto", num_threads: int | None = 1, progres
     return model, history
 
 
+def evaluate(workdir, *, source: str = "auto", **overrides) -> dict[str, pd.DataFrame]:
+    """Score the trained model on the 10,000 test images; write and return the result tables.
+
+    Returns
+    -------
+    dict of str to pandas.DataFrame
+        ``scores`` (NMI, accuracy, F-measure and clusters used on the test images; generation
+        accuracy and gate agreement of ``n_generate`` images per expert; the classifier's
+        accuracy on real test images), ``generation_confusion`` (requested x classified digit,
+        rows sum to 1), ``mmd`` (MMD^2 between digits in the latent space, long form) and
+        ``history``.
+    """
+    from mnistnd import data
+    from mnistnd.moe import (
+        cluster_scores,
+        component_to_class,
+        generation_confusion,
+        mmd_matrix,
+        train_digit_classifier,
+    )
+
+    cfg = settings(**overrides)
+    model, history = train(workdir, source=source, **overrides)
+    X_train, y_train = _training_data(cfg, source)
+    X_test, y_test = data.load_mnist("test", source)
+    seed = cfg["seed"]
+    scores = cluster_scores(y_test, model.predict(X_test))
+    classifier = train_digit_classifier(X_train, y_train, seed=seed)
+    mapping = component_to_class(y_train, model.predict(X_train))
+    gen = generation_confusion(model, classifier, mapping, n_per_expert=cfg["n_generate"],
+                               seed=seed)
+    scores.update({"generation_accuracy": gen["accuracy"],
+                   "gate_agreement": gen["gate_agreement"],
+                   "classifier_accuracy": float(np.mean(classifier.predict(X_test) == y_test))})
+    mmd = mmd_matrix(model.transform(X_test), y_test, n_per_group=200, seed=seed)
+    confusion = gen["confusion"].div(gen["confusion"].sum(axis=1), axis=0)
+    tables = {
+        "scores": pd.DataFrame([scores]),
+        "generation_confusion": confusion.rename_axis(index="requested").reset_index()
+        .rename(columns=str),
+        "mmd": mmd.rename_axis(index="digit_a", columns="digit_b").stack()
+        .rename("mmd2").reset_index(),
+        "history": history,
+    }
+    for name, table in tables.items():
+        atomic_write(Path(workdir) / f"{name}.csv", lambda tmp, t=table: t.to_csv(tmp, index=False))
+    return tables
+
+
+def publish(workdir, *, source: str = "full", out_dir=None, **overrides):
+    """Evaluate the finished run and write its tables into the release (study ``moe_sim_vae``)."""
+    from mnistnd import release
+
+    cfg = settings(**overrides)
+    tables = evaluate(workdir, source=source, **overrides)
+    history = tables["history"]
+    provenance = {"settings": cfg, "epochs_run": len(history),
+                  "training_seconds": float(history["seconds"].sum()),
+                  "source": source, "what": "MoE-Sim-VAE at paper 002's MNIST settings"}
+    return release.write_results("moe_sim_vae", tables, provenance, out_dir=out_dir)
+
+
 def _write_json(path: Path, obj) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=2, default=str)))
 
 
 def main(argv=None) -> None:
-    """``python -m mnistnd.moe_paper WORKDIR [--threads N]``: train, resuming when possible."""
+    """``python -m mnistnd.moe_paper WORKDIR [--threads N] [--publish]``: train (resuming)."""
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("workdir")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--source", default="full", choices=("auto", "full", "bundled"))
+    parser.add_argument("--publish", action="store_true",
+                        help="after training, evaluate and write the tables into the release")
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     train(args.workdir, source=args.source, num_threads=args.threads)
+    if args.publish:
+        print(publish(args.workdir, source=args.source))
 
 
 if __name__ == "__main__":

@@ -108,19 +108,22 @@ def manifest(version: str = VERSION) -> dict:
     ReleaseError
         If the manifest is missing, unreadable, or of another format.
     """
-    path = release_dir(version) / _MANIFEST
+    return _read_manifest(release_dir(version) / _MANIFEST, f"release {version!r}")
+
+
+def _read_manifest(path: Path, label: str) -> dict:
     if not path.is_file():
-        raise ReleaseError(f"release {version!r}: manifest file {str(path)!r} is missing; "
+        raise ReleaseError(f"{label}: manifest file {str(path)!r} is missing; "
                            "reinstall the package or rebuild with `mnistnd release build`")
     try:
         content = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as err:
-        raise ReleaseError(f"release {version!r}: manifest file {str(path)!r} is not "
+        raise ReleaseError(f"{label}: manifest file {str(path)!r} is not "
                            f"readable JSON ({err})") from err
     fmt = content.get("format") if isinstance(content, dict) else None
     if fmt != MANIFEST_FORMAT:
         raise ReleaseError(
-            f"release {version!r}: manifest {str(path)!r} has format {fmt!r}; this version of "
+            f"{label}: manifest {str(path)!r} has format {fmt!r}; this version of "
             f"mnistnd reads format {MANIFEST_FORMAT} only (install the matching mnistnd, or "
             "rebuild the release with `mnistnd release build`)")
     return content
@@ -139,19 +142,22 @@ def check_file(name: str, version: str = VERSION) -> Path:
     ReleaseError
         If the manifest does not list ``name``, the file is missing, or its sha256 differs.
     """
-    entries = manifest(version)["files"]
-    folder = release_dir(version)
+    return _checked(release_dir(version), manifest(version)["files"], name,
+                    f"release {version!r}")
+
+
+def _checked(folder: Path, entries: dict, name: str, label: str) -> Path:
     if name not in entries:
-        raise ReleaseError(f"release {version!r}: file {name!r} is not in the manifest "
+        raise ReleaseError(f"{label}: file {name!r} is not in the manifest "
                            f"(listed: {', '.join(sorted(entries))})")
     path = folder / name
     if not path.is_file():
-        raise ReleaseError(f"release {version!r}: file {str(path)!r} is missing; reinstall "
+        raise ReleaseError(f"{label}: file {str(path)!r} is missing; reinstall "
                            "the package or rebuild with `mnistnd release build`")
     digest = file_sha256(path)
     if digest != entries[name]["sha256"]:
         raise ReleaseError(
-            f"release {version!r}: file {str(path)!r} fails its sha256 check (manifest "
+            f"{label}: file {str(path)!r} fails its sha256 check (manifest "
             f"{entries[name]['sha256'][:12]}..., file {digest[:12]}...); it was altered or "
             "damaged: reinstall the package or rebuild with `mnistnd release build`")
     return path
@@ -497,3 +503,97 @@ def verify(latent_dims: Sequence[int] = (2,), epochs: int = 1, *, artifacts_dir=
                     rows.append({"latent_dim": d, "epoch": e, "column": col, "released": a,
                                  "retrained": b, "equal": a == b or (a != a and b != b)})
     return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------
+# Result tables of the other papers' paper-profile runs
+# --------------------------------------------------------------------------------------------
+#: Studies whose paper-profile result tables the release can hold, each in its own folder
+#: ``<version>/<study>/`` with a manifest of the same format as the datasets'.
+STUDIES = ("moe_sim_vae", "pbmc_autoencoders")
+
+
+def _check_study(study) -> str:
+    if study not in STUDIES:
+        raise ValueError(f"study={study!r} is unknown; known studies: {', '.join(STUDIES)}")
+    return study
+
+
+def has_results(study: str, version: str = VERSION, folder=None) -> bool:
+    """Whether the release holds the result tables of ``study`` (a manifest exists)."""
+    return (_study_dir(study, version, folder) / _MANIFEST).is_file()
+
+
+def _study_dir(study: str, version: str, folder) -> Path:
+    _check_study(study)
+    return Path(folder) if folder is not None else release_dir(version) / study
+
+
+def write_results(study: str, tables: dict[str, pd.DataFrame], provenance: dict,
+                  out_dir=None) -> Path:
+    """Write a study's result tables as CSV and a manifest with their sha256 and provenance.
+
+    Parameters
+    ----------
+    study
+        One of :data:`STUDIES`.
+    tables
+        Table name to DataFrame; each becomes ``<name>.csv`` (index not written).
+    provenance
+        Settings, seconds and anything else that says how the tables were made; the code commit
+        and package versions are added.
+    out_dir
+        Folder to write into; default the package's release folder for the study.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder written.
+    """
+    folder = _study_dir(study, VERSION, out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for name, table in sorted(tables.items()):
+        path = folder / f"{name}.csv"
+        atomic_write(path, lambda tmp, t=table: t.to_csv(tmp, index=False))
+        files[path.name] = {"sha256": file_sha256(path), "bytes": path.stat().st_size}
+    content = {"format": MANIFEST_FORMAT, "name": f"{study} results, {NAME}", "study": study,
+               "files": files, "provenance": provenance, "code": _git_commit(),
+               "versions": _versions()}
+    atomic_write(folder / _MANIFEST, lambda tmp: Path(tmp).write_text(
+        json.dumps(content, indent=2, sort_keys=True, default=str) + "\n"))
+    return folder
+
+
+def load_results(study: str, version: str = VERSION, folder=None) -> dict:
+    """Read a study's result tables after checking each against its manifest.
+
+    Parameters
+    ----------
+    study
+        One of :data:`STUDIES`.
+    version
+        Release folder name.
+    folder
+        Read the study from this folder instead (as written by :func:`write_results`).
+
+    Returns
+    -------
+    dict
+        Table name to DataFrame, plus ``"manifest"`` (the study's manifest).
+
+    Raises
+    ------
+    ReleaseError
+        If the study has no results in the release, or a file is missing or fails its check.
+    """
+    folder = _study_dir(study, version, folder)
+    label = f"release {version!r}, study {study!r}"
+    if not has_results(study, version, folder):
+        raise ReleaseError(f"{label}: no results in the release (no "
+                           f"{str(folder / _MANIFEST)!r})")
+    meta = _read_manifest(folder / _MANIFEST, label)
+    out = {name[:-4]: pd.read_csv(_checked(folder, meta["files"], name, label),
+                                  float_precision="round_trip")
+           for name in meta["files"]}
+    return {**out, "manifest": meta}
