@@ -63,6 +63,8 @@ __all__ = [
     "run_experiment",
     "save_results",
     "subsample_cells",
+    "types_detected",
+    "detection_table",
     "summarise_scores",
     "training_time_table",
     "tsne",
@@ -856,6 +858,51 @@ def tsne(Z, *, perplexity: float = 40.0, seed: int = 0, n_jobs: int = 1,
                  n_iter=n_iter, early_exaggeration_iter=min(250, n_iter), verbose=False,
                  neighbors="exact" if Z.shape[0] <= 10_000 else "auto")
     return np.asarray(model.fit(Z), dtype=np.float64)
+
+
+def types_detected(labels, clusters) -> int:
+    """Count the cell types that are the majority type of at least one cluster.
+
+    This is the report's reading of its k-means partitions ("k-means detects 7/9 cell types"):
+    a type counts as detected when some cluster is mostly made of it.
+
+    Parameters
+    ----------
+    labels
+        Cell type per cell.
+    clusters
+        Cluster per cell.
+
+    Returns
+    -------
+    int
+    """
+    table = pd.crosstab(np.asarray(clusters), np.asarray(labels))
+    return int(table.idxmax(axis=1).nunique())
+
+
+def detection_table(embeddings: dict, labels) -> pd.DataFrame:
+    """Cell types detected by k-means (:func:`types_detected`) per model, seed and space.
+
+    Parameters
+    ----------
+    embeddings
+        ``{(model, seed): {"kmeans_tsne": ..., "kmeans_latent": ...}}`` as in
+        :class:`ExperimentResult`.
+    labels
+        Cell type per cell.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``model``, ``seed``, ``space``, ``detected`` and ``n_types``.
+    """
+    n_types = int(pd.Series(np.asarray(labels)).nunique())
+    spaces = {"kmeans_tsne": "t-SNE 2-D", "kmeans_latent": "latent"}
+    rows = [{"model": m, "seed": int(s), "space": space,
+             "detected": types_detected(labels, arrays[key]), "n_types": n_types}
+            for (m, s), arrays in embeddings.items() for key, space in spaces.items()]
+    return pd.DataFrame(rows)
 
 
 def kmeans_scores(Z, labels, *, n_clusters: int | None = None, seed: int = 0,

@@ -15,6 +15,7 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from mnistnd._io import atomic_write
@@ -66,7 +67,7 @@ def run(workdir, *, source: str = "full", models=None, num_threads: int | None =
 
 
 def collect(workdir) -> dict[str, pd.DataFrame]:
-    """Join the finished pairs' ``scores``, ``times`` and ``sparsity`` tables."""
+    """Join the finished pairs' ``scores``, ``times``, ``sparsity`` and ``detected`` tables."""
     runs = sorted(p.parent for p in (Path(workdir) / "runs").glob("*/manifest.json"))
     if not runs:
         raise FileNotFoundError(f"no finished run in {Path(workdir) / 'runs'}")
@@ -75,7 +76,22 @@ def collect(workdir) -> dict[str, pd.DataFrame]:
         parts = [pd.read_csv(r / f"{name}.csv") for r in runs
                  if (r / f"{name}.csv").stat().st_size > 1]
         out[name] = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    out["detected"] = pd.concat([_detected(r) for r in runs], ignore_index=True)
     return out
+
+
+def _detected(run: Path) -> pd.DataFrame:
+    """Cell types k-means detects in one finished run (:func:`mnistnd.pbmc.detection_table`)."""
+    from mnistnd.pbmc import detection_table
+
+    with np.load(run / "embeddings.npz", allow_pickle=False) as npz:
+        labels = npz["labels"]
+        embeddings = {}
+        for key in npz.files:
+            if key.count("__") == 2:
+                model, seed, what = key.split("__")
+                embeddings.setdefault((model, int(seed)), {})[what] = npz[key]
+    return detection_table(embeddings, labels)
 
 
 def publish(workdir, *, out_dir=None):

@@ -84,8 +84,21 @@ def test_pbmc_paper_run_resumes_pair_by_pair(tmp_path):
     assert done.stat().st_mtime_ns == stamp
     pd.testing.assert_frame_equal(scores, scores2)
     assert set(scores["model"]) == {"BetaVAE"} and set(scores["metric"]) >= {"NMI", "ARI"}
+    detected = pbmc_paper.collect(tmp_path)["detected"]
+    assert set(detected["space"]) == {"t-SNE 2-D", "latent"}
+    assert (detected["detected"] <= detected["n_types"]).all() and (detected["detected"] >= 1).all()
     folder = pbmc_paper.publish(tmp_path, out_dir=tmp_path / "release")
     back = release.load_results("pbmc_autoencoders", folder=folder)
     pd.testing.assert_frame_equal(back["scores"], scores, check_exact=True)
     with pytest.raises(ValueError, match="unknown setting"):
         pbmc_paper.run(tmp_path, epoch=3)
+
+
+def test_types_detected_counts_majority_types():
+    from mnistnd.pbmc import types_detected
+
+    labels = ["B", "B", "T", "T", "NK", "NK", "Mono"]
+    # clusters 0 and 1 are mostly B, cluster 2 mostly T: NK and Mono are not detected
+    clusters = [0, 1, 2, 2, 2, 0, 1]
+    assert types_detected(labels, clusters) == 2
+    assert types_detected(labels, labels) == 4
