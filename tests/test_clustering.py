@@ -306,14 +306,19 @@ def test_paired_tests_detect_a_real_difference():
 
 
 def test_paper_claims_follow_the_numbers():
-    good = clustering.paper_claims(_fake_table())
+    from mnistnd.papers.mnist_nd import benchmark_claims
+
+    good = benchmark_claims(_fake_table())
     assert good.agrees.tolist() == [True, True, True, True, True, True]
     # Leiden decays as much as the others: the Fig 3A/3B/"outperforms" claims must fail
-    bad = clustering.paper_claims(_fake_table(leiden_high=0.4))
+    bad = benchmark_claims(_fake_table(leiden_high=0.4))
     by_claim = dict(zip(bad.claim, bad.agrees, strict=True))
     assert by_claim[good.claim[0]] is False and by_claim[good.claim[4]] is False
-    only_truth = clustering.paper_claims(_fake_table().query("experiment == 'truth'"))
+    only_truth = benchmark_claims(_fake_table().query("experiment == 'truth'"))
     assert only_truth.agrees.isna().sum() == 3  # stability and bootstrap claims not testable
+    one_dim = benchmark_claims(_fake_table().query("dim == 64"))
+    assert one_dim.agrees.tolist() == [None, None, None, None, True, True]
+    assert one_dim.ours.tolist()[:4] == ["not run"] * 4
 
 
 def test_benchmark_accepts_anndata(tmp_path):
