@@ -41,6 +41,7 @@ __all__ = [
     "MODEL_NAMES",
     "PAPER_SCORES",
     "PAPER_TRAINING_MINUTES",
+    "PAPER_TYPES_DETECTED",
     "SCORE_NAMES",
     "REFERENCE_COLUMNS",
     "Annotation",
@@ -49,6 +50,7 @@ __all__ = [
     "annotate",
     "build_model",
     "cell_types",
+    "compare_runs",
     "counts_layout",
     "encode",
     "evaluate_embedding",
@@ -903,6 +905,38 @@ def detection_table(embeddings: dict, labels) -> pd.DataFrame:
              "detected": types_detected(labels, arrays[key]), "n_types": n_types}
             for (m, s), arrays in embeddings.items() for key, space in spaces.items()]
     return pd.DataFrame(rows)
+
+
+#: Cell types the report says k-means "partly detected" on each model's t-SNE (of nine; the
+#: report gives no count for the plain autoencoder).
+PAPER_TYPES_DETECTED = {"BetaVAE": 7, "BetaVSC": 7}
+
+
+def compare_runs(runs: dict[str, pd.DataFrame], space: str = "t-SNE 2-D") -> pd.DataFrame:
+    """Mean scores of several runs side by side, with the report's values.
+
+    Parameters
+    ----------
+    runs
+        Run name (e.g. ``"this build"``, ``"release"``) to a tidy score table
+        (:attr:`ExperimentResult.scores`).
+    space
+        ``"t-SNE 2-D"`` (the report's setting) or ``"latent"``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``model``; columns ``(metric, run)`` holding ``mean ± sd (n seeds)`` as numbers in
+        ``(metric, run)`` and ``(metric, run + " sd")``, then ``(metric, "report")``.
+    """
+    cols = {}
+    summaries = {name: summarise_scores(table, space) for name, table in runs.items()}
+    for metric in SCORE_NAMES:
+        for name, summary in summaries.items():
+            cols[(metric, name)] = summary[(metric, "mean")]
+            cols[(metric, f"{name} sd")] = summary[(metric, "sd")]
+        cols[(metric, "report")] = next(iter(summaries.values()))[(metric, "paper")]
+    return pd.DataFrame(cols)
 
 
 def kmeans_scores(Z, labels, *, n_clusters: int | None = None, seed: int = 0,

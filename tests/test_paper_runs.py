@@ -102,3 +102,19 @@ def test_types_detected_counts_majority_types():
     clusters = [0, 1, 2, 2, 2, 0, 1]
     assert types_detected(labels, clusters) == 2
     assert types_detected(labels, labels) == 4
+
+
+def test_compare_runs_lines_up_runs_and_report():
+    from mnistnd import pbmc
+
+    def scores(shift):
+        return pd.DataFrame([{"model": m, "seed": s, "space": "t-SNE 2-D", "metric": k,
+                              "value": 0.5 + shift + 0.01 * s}
+                             for m in ("BetaVAE", "BetaVSC") for s in (0, 1)
+                             for k in pbmc.SCORE_NAMES])
+
+    table = pbmc.compare_runs({"a": scores(0.0), "b": scores(0.2)})
+    assert table[("NMI", "a")].tolist() == pytest.approx([0.505, 0.505])
+    assert table[("NMI", "b")].tolist() == pytest.approx([0.705, 0.705])
+    assert table[("ARI", "a sd")].tolist() == pytest.approx([0.01 / np.sqrt(2)] * 2)
+    assert table.loc["BetaVAE", ("NMI", "report")] == pbmc.PAPER_SCORES.loc["BetaVAE", "NMI"]
