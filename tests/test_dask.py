@@ -69,6 +69,29 @@ def test_benchmark_on_dask_cluster_equals_local_run(dask_client, local_table, tm
                                   check_exact=True)
 
 
+def _chapter_dask_block() -> str:
+    """The Dask code of the clustering chapter's scale-out section, as the reader sees it."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "notebooks" / "clustering_benchmark.md")
+    blocks = re.findall(r"```python\n(.*?)```", text.read_text(), flags=re.S)
+    (block,) = [b for b in blocks if "dask.distributed" in b]
+    return block
+
+
+def test_chapter_dask_block_equals_local_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("MNISTND_ARTIFACTS_DIR", str(tmp_path))
+    namespace = {"clustering": clustering, "sets": _datasets(), "methods": ["kmeans", "gmm"],
+                 "n_seeds": 2, "n_clusters": 4}
+    exec(compile(_chapter_dask_block(), "clustering_benchmark.md (Dask)", "exec"), namespace)
+    local = clustering.benchmark(_datasets(), methods=["kmeans", "gmm"], seeds=range(2),
+                                 n_clusters=4, n_jobs=1, use_cache=False, progress=False)
+    assert namespace["client"].status == "closed"
+    pd.testing.assert_frame_equal(_comparable(namespace["table"]), _comparable(local),
+                                  check_exact=True)
+
+
 def test_benchmark_on_ray_equals_local_run(local_table, tmp_path, monkeypatch):
     ray = pytest.importorskip("ray")
     from ray.util.joblib import register_ray
