@@ -194,6 +194,8 @@ def test_mvae_loss_curves_one_panel_per_dimension():
     assert axes[1].get_lines()[-1].get_xdata()[0] == 3  # best epoch of d = 8
     assert {t.get_text() for t in axes[0].get_legend().get_texts()} == {
         "train", "validation", "best epoch"}
+    ticks = axes[0].get_xticks()
+    assert np.array_equal(ticks, np.round(ticks))  # whole epochs only
     _assert_labelled(fig)
 
 

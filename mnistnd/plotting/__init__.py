@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.ticker import MaxNLocator
 
 #: Ten distinguishable colours for digits and clusters (tab10), shared by all chapters.
 DIGIT_COLORS = tuple(mpl.colormaps["tab10"].colors)
@@ -124,6 +125,12 @@ def long_history(
     out[var_name] = pd.Categorical(out[var_name], categories=list(dict.fromkeys(
         columns.values())))
     return out[[*keys, "epoch", var_name, "value"]]
+
+
+def epoch_axis(ax) -> None:
+    """Label the x axis "epoch" and tick it at whole epochs only."""
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def heatmap(frame: pd.DataFrame, ax, *, annot=True, fmt: str = ".2f",

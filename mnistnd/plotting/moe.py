@@ -12,7 +12,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib import pyplot as plt
 
-from mnistnd.plotting import DIGIT_COLORS, heatmap, long_history, panels
+from mnistnd.plotting import DIGIT_COLORS, epoch_axis, heatmap, long_history, panels
 
 __all__ = [
     "confusion_heatmap",
@@ -47,7 +47,7 @@ def loss_curves(histories: dict[str, pd.DataFrame], terms=("loss", "similarity",
     for i, (ax, term) in enumerate(zip(axes, shown, strict=True)):
         sns.lineplot(data=long[long["term"] == term], x="epoch", y="value", hue="run",
                      hue_order=list(histories), legend=i == 0, ax=ax)
-        ax.set_xlabel("epoch")
+        epoch_axis(ax)
         ax.set_ylabel(f"training {term}")
     fig.tight_layout()
     return fig

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from mnistnd.plotting import long_history, panels
+from mnistnd.plotting import epoch_axis, long_history, panels
 
 __all__ = ["loss_curves", "loss_ratio", "loss_components", "reconstructions"]
 
@@ -24,7 +24,7 @@ def _by_dimension(data: pd.DataFrame, y: str, ax, legend: bool):
     """One line per latent dimension (viridis, every dimension in the legend)."""
     sns.lineplot(data=data, x="epoch", y=y, hue="d", palette="viridis", marker="o",
                  markersize=4, markeredgewidth=0, legend="full" if legend else False, ax=ax)
-    ax.set_xlabel("epoch")
+    epoch_axis(ax)
     if legend:
         sns.move_legend(ax, "best", title="latent dim", ncol=2)
 
@@ -51,7 +51,7 @@ def loss_curves(
         if best_epochs is not None and d in best_epochs:
             ax.axvline(best_epochs[d], color="0.4", ls=":", lw=1, label="best epoch")
         ax.set_title(f"d = {d}")
-        ax.set_xlabel("epoch")
+        epoch_axis(ax)
         ax.set_ylabel("total loss (nats / image)")
     if best_epochs is not None:  # the legend again, now with the best-epoch line
         axes[0].legend()

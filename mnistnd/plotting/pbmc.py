@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from mnistnd.plotting import heatmap, long_history, panels
+from mnistnd.plotting import epoch_axis, heatmap, long_history, panels
 
 __all__ = ["qc_violins", "tsne_panels", "score_heatmaps", "loss_curves", "spike_histogram",
            "cell_type_colors"]
@@ -138,7 +138,7 @@ def loss_curves(histories: dict):
         sns.lineplot(data=long[long["model"] == model], x="epoch", y="value", hue="seed",
                      hue_order=sorted(set(long["seed"])), legend=i == 0, ax=ax)
         ax.set_yscale("log")
-        ax.set_xlabel("epoch")
+        epoch_axis(ax)
         ax.set_ylabel("training loss per cell")
         ax.set_title(model)
     fig.tight_layout()
