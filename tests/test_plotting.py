@@ -69,6 +69,16 @@ def test_long_history_stacks_runs_and_skips_missing_columns():
         plotting.long_history({}, "d", {"train_loss": "train"})
 
 
+def test_history_lines_mark_epochs_so_one_epoch_shows():
+    long = plotting.long_history({"a": pd.DataFrame({"epoch": [0], "train_loss": [2.0]})},
+                                 "run", {"train_loss": "loss"}, epoch_offset=1)
+    _, (ax,) = plotting.panels(1, 1, (3, 3))
+    plotting.history_lines(long, ax, hue="run")
+    (line,) = [ln for ln in ax.get_lines() if len(ln.get_xdata())]
+    assert line.get_marker() == "o" and list(line.get_xdata()) == [1]
+    assert ax.get_xlabel() == "epoch"
+
+
 def test_heatmap_draws_the_frame_with_its_labels():
     frame = pd.DataFrame([[1.0, 2.0, 3.0], [4.0, np.nan, 6.0]], index=["a", "b"],
                          columns=["x", "y", "z"])

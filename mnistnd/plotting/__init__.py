@@ -5,7 +5,8 @@ theme (:data:`THEME`); no notebook and no figure function sets rcParams or a the
 Submodules (``mnistnd.plotting.data``, ``mnistnd.plotting.mvae`` ...) hold the figure functions;
 each returns the :class:`matplotlib.figure.Figure` it drew, with labelled axes. Statistical
 figures are drawn by seaborn from long-form (tidy) tables: :func:`long_history` turns training
-histories into one, :func:`heatmap` draws every annotated matrix.
+histories into one and :func:`history_lines` draws it; :func:`heatmap` draws every annotated
+matrix.
 """
 
 from __future__ import annotations
@@ -131,6 +132,18 @@ def epoch_axis(ax) -> None:
     """Label the x axis "epoch" and tick it at whole epochs only."""
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def history_lines(data: pd.DataFrame, ax, *, hue: str, **kwargs):
+    """Draw one line per ``hue`` level of a :func:`long_history` table against the epoch.
+
+    Small dots mark the epochs, so that a run of a single epoch still shows. ``kwargs`` go to
+    :func:`seaborn.lineplot` (``hue_order``, ``palette``, ``legend``...).
+    """
+    kwargs = {"marker": "o", "markersize": 3, "markeredgewidth": 0, **kwargs}
+    sns.lineplot(data=data, x="epoch", y="value", hue=hue, ax=ax, **kwargs)
+    epoch_axis(ax)
+    return ax
 
 
 def heatmap(frame: pd.DataFrame, ax, *, annot=True, fmt: str = ".2f",

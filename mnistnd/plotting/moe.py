@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from matplotlib import pyplot as plt
 
-from mnistnd.plotting import DIGIT_COLORS, epoch_axis, heatmap, long_history, panels
+from mnistnd.plotting import DIGIT_COLORS, heatmap, history_lines, long_history, panels
 
 __all__ = [
     "confusion_heatmap",
@@ -45,9 +44,8 @@ def loss_curves(histories: dict[str, pd.DataFrame], terms=("loss", "similarity",
         raise ValueError(f"terms: no history has a column train_<term> for any of {list(terms)}")
     fig, axes = panels(len(shown), len(shown), (3.0, 2.8))
     for i, (ax, term) in enumerate(zip(axes, shown, strict=True)):
-        sns.lineplot(data=long[long["term"] == term], x="epoch", y="value", hue="run",
-                     hue_order=list(histories), legend=i == 0, ax=ax)
-        epoch_axis(ax)
+        history_lines(long[long["term"] == term], ax, hue="run", hue_order=list(histories),
+                      legend=i == 0)
         ax.set_ylabel(f"training {term}")
     fig.tight_layout()
     return fig

@@ -15,16 +15,14 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from mnistnd.plotting import epoch_axis, long_history, panels
+from mnistnd.plotting import history_lines, long_history, panels
 
 __all__ = ["loss_curves", "loss_ratio", "loss_components", "reconstructions"]
 
 
-def _by_dimension(data: pd.DataFrame, y: str, ax, legend: bool):
+def _by_dimension(data: pd.DataFrame, ax, legend: bool):
     """One line per latent dimension (viridis, every dimension in the legend)."""
-    sns.lineplot(data=data, x="epoch", y=y, hue="d", palette="viridis", marker="o",
-                 markersize=4, markeredgewidth=0, legend="full" if legend else False, ax=ax)
-    epoch_axis(ax)
+    history_lines(data, ax, hue="d", palette="viridis", legend="full" if legend else False)
     if legend:
         sns.move_legend(ax, "best", title="latent dim", ncol=2)
 
@@ -46,12 +44,10 @@ def loss_curves(
     dims = sorted(histories)
     fig, axes = panels(len(dims), 3, (3.4, 2.6))
     for i, (ax, d) in enumerate(zip(axes, dims, strict=True)):
-        sns.lineplot(data=long[long["d"] == d], x="epoch", y="value", hue="split",
-                     legend=i == 0, ax=ax)
+        history_lines(long[long["d"] == d], ax, hue="split", legend=i == 0)
         if best_epochs is not None and d in best_epochs:
             ax.axvline(best_epochs[d], color="0.4", ls=":", lw=1, label="best epoch")
         ax.set_title(f"d = {d}")
-        epoch_axis(ax)
         ax.set_ylabel("total loss (nats / image)")
     if best_epochs is not None:  # the legend again, now with the best-epoch line
         axes[0].legend()
@@ -75,7 +71,7 @@ def loss_ratio(histories: Mapping[int, pd.DataFrame], split: str = "val"):
               for d, h in histories.items()}
     long = long_history(ratios, "d", {"ratio": "ratio"})
     fig, (ax,) = panels(1, 1, (5.5, 3.6))
-    _by_dimension(long, "value", ax, legend=True)
+    _by_dimension(long, ax, legend=True)
     ax.set_ylabel("total loss / KL loss")
     ax.set_yscale("log")
     fig.tight_layout()
@@ -96,7 +92,7 @@ def loss_components(histories: Mapping[int, pd.DataFrame], split: str = "val"):
     long = long_history(histories, "d", {f"{split}_{t}": t for t in _COMPONENTS})
     fig, axes = panels(len(_COMPONENTS), 3, (3.7, 3.4))
     for ax, letter, (term, label) in zip(axes, "ABC", _COMPONENTS.items(), strict=True):
-        _by_dimension(long[long["term"] == term], "value", ax, legend=term == "categorical")
+        _by_dimension(long[long["term"] == term], ax, legend=term == "categorical")
         ax.set_ylabel(label)
         ax.set_title(letter, loc="left", fontweight="bold")
     axes[1].set_yscale("log")

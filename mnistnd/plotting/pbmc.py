@@ -8,9 +8,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 
-from mnistnd.plotting import epoch_axis, heatmap, long_history, panels
+from mnistnd.plotting import heatmap, history_lines, long_history, panels
 
 __all__ = ["qc_violins", "tsne_panels", "score_heatmaps", "loss_curves", "spike_histogram",
            "cell_type_colors"]
@@ -135,10 +134,9 @@ def loss_curves(histories: dict):
     models = list(dict.fromkeys(m for m, _ in histories))
     fig, axes = panels(len(models), len(models), (4.0, 3.2))
     for i, (ax, model) in enumerate(zip(axes, models, strict=True)):
-        sns.lineplot(data=long[long["model"] == model], x="epoch", y="value", hue="seed",
-                     hue_order=sorted(set(long["seed"])), legend=i == 0, ax=ax)
+        history_lines(long[long["model"] == model], ax, hue="seed",
+                      hue_order=sorted(set(long["seed"])), legend=i == 0)
         ax.set_yscale("log")
-        epoch_axis(ax)
         ax.set_ylabel("training loss per cell")
         ax.set_title(model)
     fig.tight_layout()
