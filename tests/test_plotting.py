@@ -76,6 +76,8 @@ def test_history_lines_mark_epochs_so_one_epoch_shows():
     plotting.history_lines(long, ax, hue="run")
     (line,) = [ln for ln in ax.get_lines() if len(ln.get_xdata())]
     assert line.get_marker() == "o" and list(line.get_xdata()) == [1]
+    ax.figure.canvas.draw()
+    assert [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]] == [1]
     assert ax.get_xlabel() == "epoch"
 
 

@@ -131,7 +131,7 @@ def long_history(
 def epoch_axis(ax) -> None:
     """Label the x axis "epoch" and tick it at whole epochs only."""
     ax.set_xlabel("epoch")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
 
 
 def history_lines(data: pd.DataFrame, ax, *, hue: str, **kwargs):
