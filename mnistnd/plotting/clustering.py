@@ -1,12 +1,17 @@
-"""Figures of the clustering-benchmark chapter (paper 000, Fig 3A-C, App C Fig 5) and App B."""
+"""Figures of the clustering-benchmark chapter (MNIST-Nd paper, Fig 3A-C, App C Fig 5) and App B.
+
+The curves are drawn by :func:`seaborn.lineplot` straight from the tidy table of
+:func:`mnistnd.clustering.benchmark` (one row per fit or pair of fits): the point is the mean of
+the rows of a method and dimension and the error bar their standard deviation (``ddof=1``, as
+:func:`mnistnd.clustering.summarize` reports).
+"""
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
+import seaborn as sns
 
-from mnistnd.plotting import DIGIT_COLORS
+from mnistnd.plotting import DIGIT_COLORS, heatmap, panels
 
 __all__ = ["cluster_counts", "contingency_heatmap", "fig3", "metric_panels", "score_vs_dim"]
 
@@ -17,19 +22,38 @@ _TITLES = {
 }
 
 
-def _method_style(methods) -> dict:
-    """Give each method a fixed colour; dashed lines for methods beyond the paper."""
+def _method_styles(methods) -> pd.DataFrame:
+    """Legend label, colour and dash pattern of each method (dashed: beyond the paper).
+
+    Colours follow the order of ``methods``, so one method keeps its colour in every panel.
+    """
     from mnistnd.clustering import METHODS
 
-    style = {}
+    rows = []
     for i, m in enumerate(methods):
         extra = m in METHODS and not METHODS[m].in_paper
-        style[m] = {
-            "color": DIGIT_COLORS[i % len(DIGIT_COLORS)],
-            "linestyle": "--" if extra else "-",
-            "label": f"{m} (beyond paper)" if extra else m,
-        }
-    return style
+        rows.append({"method": m, "label": f"{m} (beyond paper)" if extra else m,
+                     "color": DIGIT_COLORS[i % len(DIGIT_COLORS)],
+                     "dashes": (4, 2) if extra else ""})
+    return pd.DataFrame(rows).set_index("method")
+
+
+def _lines_vs_dim(rows: pd.DataFrame, y: str, styles: pd.DataFrame, ax, ylabel: str):
+    """Mean ± sd of column ``y`` over the rows of each method and dimension, log2 x axis."""
+    shown = styles.loc[[m for m in styles.index if m in set(rows["method"])]]
+    data = rows.assign(method=rows["method"].map(styles["label"]))
+    order = list(shown["label"])
+    sns.lineplot(data=data, x="dim", y=y, hue="method", style="method", hue_order=order,
+                 style_order=order, palette=dict(zip(order, shown["color"], strict=True)),
+                 dashes=dict(zip(order, shown["dashes"], strict=True)), marker="o",
+                 markersize=5, errorbar="sd", err_style="bars", err_kws={"capsize": 3}, ax=ax)
+    dims = sorted(rows["dim"].unique())
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(dims, [str(d) for d in dims])
+    ax.minorticks_off()
+    ax.set_xlabel("latent dimension d")
+    ax.set_ylabel(ylabel)
+    return ax
 
 
 def score_vs_dim(
@@ -57,62 +81,44 @@ def score_vs_dim(
     -------
     matplotlib.figure.Figure
     """
-    from mnistnd.clustering import summarize
-
-    summary = summarize(table, experiment, metric)
+    rows = table[(table["experiment"] == experiment) & (table["metric"] == metric)]
+    if rows.empty:
+        raise ValueError(f"table has no rows for experiment={experiment!r}, metric={metric!r}")
     if ax is None:
-        fig, ax = plt.subplots(figsize=(5.0, 3.6))
-    else:
-        fig = ax.figure
-    methods = list(dict.fromkeys(table["method"]))
-    style = _method_style(methods)
-    for m in methods:
-        s = summary[summary["method"] == m].sort_values("dim")
-        if s.empty:
-            continue
-        sd = s["sd"].fillna(0.0).to_numpy()
-        ax.errorbar(s["dim"], s["mean"], yerr=sd, marker="o", ms=4, capsize=3, **style[m])
-    dims = sorted(summary["dim"].unique())
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(dims, [str(d) for d in dims])
-    ax.minorticks_off()
-    ax.set_xlabel("latent dimension d")
-    ax.set_ylabel(f"{metric} (mean ± sd)")
+        fig, (ax,) = panels(1, 1, (5.0, 3.6))
+    styles = _method_styles(dict.fromkeys(table["method"]))
+    _lines_vs_dim(rows, "value", styles, ax, f"{metric} (mean ± sd)")
     ax.set_title(title or (_TITLES[experiment] if metric == "ARI" else f"{metric} with truth"))
-    ax.legend(loc="best")
+    return ax.figure
+
+
+def _panel_grid(table: pd.DataFrame, specs, ncols: int, size):
+    """One :func:`score_vs_dim` panel per ``(experiment, metric, title)``; legend on the first."""
+    fig, axes = panels(len(specs), ncols, size)
+    for i, (ax, (experiment, metric, title)) in enumerate(zip(axes, specs, strict=True)):
+        score_vs_dim(table, experiment, metric, ax=ax, title=title)
+        if i:
+            ax.get_legend().remove()
+    fig.tight_layout()
     return fig
 
 
 def fig3(table: pd.DataFrame):
-    """Paper 000, Fig 3: (A) ARI with truth, (B) across seeds, (C) across bootstrap subsets.
+    """MNIST-Nd paper, Fig 3: (A) ARI with truth, (B) across seeds, (C) across bootstrap subsets.
 
     Panels whose experiment is absent from ``table`` are left out.
     """
     present = [e for e in ("truth", "stability", "bootstrap") if e in set(table["experiment"])]
-    fig, axes = plt.subplots(1, len(present), figsize=(4.6 * len(present), 3.8), squeeze=False)
-    for letter, exp, ax in zip("ABC", present, axes[0], strict=False):
-        score_vs_dim(table, exp, "ARI", ax=ax, title=f"{letter}: {_TITLES[exp]}")
-        if ax is not axes[0][0]:
-            ax.get_legend().remove()
-    fig.tight_layout()
-    return fig
+    specs = [(e, "ARI", f"{letter}: {_TITLES[e]}")
+             for letter, e in zip("ABC", present, strict=False)]
+    return _panel_grid(table, specs, 3, (4.6, 3.8))
 
 
 def metric_panels(table: pd.DataFrame, metrics=("FMI", "homogeneity", "completeness", "NMI")):
-    """Paper 000, App C Fig 5: other scores against the truth, one panel each."""
-    n = len(metrics)
-    cols = 2 if n > 1 else 1
-    rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.8 * cols, 3.5 * rows), squeeze=False)
-    for i, (letter, metric) in enumerate(zip("ABCDEFGH", metrics, strict=False)):
-        ax = axes.flat[i]
-        score_vs_dim(table, "truth", metric, ax=ax, title=f"{letter}: {metric}")
-        if i:
-            ax.get_legend().remove()
-    for ax in list(axes.flat)[n:]:
-        ax.set_visible(False)
-    fig.tight_layout()
-    return fig
+    """MNIST-Nd paper, App C Fig 5: other scores against the truth, one panel each."""
+    specs = [("truth", m, f"{letter}: {m}") for letter, m in zip("ABCDEFGH", metrics,
+                                                                  strict=False)]
+    return _panel_grid(table, specs, 2, (4.8, 3.5))
 
 
 def cluster_counts(table: pd.DataFrame, methods=None, *, expected: int | None = 10):
@@ -124,49 +130,28 @@ def cluster_counts(table: pd.DataFrame, methods=None, *, expected: int | None = 
 
     sub = table[(table["experiment"] == "truth") & (table["metric"] == "ARI")]
     everything = list(dict.fromkeys(sub["method"]))
-    style = _method_style(everything)
     if methods is None:  # by default the methods that choose the number of clusters themselves
         methods = [m for m in everything if m in METHODS and not METHODS[m].uses_n_clusters]
         methods = methods or everything
-    methods = list(methods)
-    fig, ax = plt.subplots(figsize=(5.0, 3.4))
-    for m in methods:
-        s = sub[sub["method"] == m].groupby("dim")["n_clusters_found"].agg(["mean", "std"])
-        if s.empty:
-            continue
-        ax.errorbar(s.index, s["mean"], yerr=s["std"].fillna(0), marker="o", capsize=3, **style[m])
+    unknown = sorted(set(methods) - set(everything))
+    if unknown:
+        raise ValueError(f"methods {unknown} are not in table (it has {everything})")
+    fig, (ax,) = panels(1, 1, (5.0, 3.4))
+    _lines_vs_dim(sub[sub["method"].isin(methods)], "n_clusters_found",
+                  _method_styles(everything), ax, "clusters found")
     if expected is not None:
         ax.axhline(expected, color="grey", lw=1, ls=":", label=f"{expected} digits")
-    dims = sorted(sub["dim"].unique())
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(dims, [str(d) for d in dims])
-    ax.minorticks_off()
-    ax.set_xlabel("latent dimension d")
-    ax.set_ylabel("clusters found")
+        ax.legend(loc="best")
     ax.set_title("Number of clusters found")
-    ax.legend(loc="best")
     return fig
 
 
 def contingency_heatmap(table, row_name: str = "partition X", col_name: str = "partition Y"):
     """Contingency table ``n_ij`` as an annotated heat map (App B worked example)."""
-    table = np.asarray(table)
-    fig, ax = plt.subplots(figsize=(0.6 * table.shape[1] + 2.2, 0.5 * table.shape[0] + 1.6))
-    im = ax.imshow(table, cmap="Blues")
-    for (i, j), v in np.ndenumerate(table):
-        ax.text(
-            j,
-            i,
-            str(v),
-            ha="center",
-            va="center",
-            color="white" if v > table.max() / 2 else "black",
-        )
-    ax.set_xticks(range(table.shape[1]))
-    ax.set_yticks(range(table.shape[0]))
+    table = pd.DataFrame(table)
+    fig, (ax,) = panels(1, 1, (0.6 * table.shape[1] + 2.2, 0.5 * table.shape[0] + 1.6))
+    heatmap(table, ax, fmt=".0f", cmap="Blues", cbar_label="points $n_{ij}$")
     ax.set_xlabel(f"cluster j of {col_name}")
     ax.set_ylabel(f"cluster i of {row_name}")
-    ax.grid(False)
-    fig.colorbar(im, ax=ax, label="points $n_{ij}$")
     ax.set_title("Contingency table")
     return fig

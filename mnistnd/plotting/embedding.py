@@ -1,4 +1,4 @@
-"""Figures of the embedding-properties chapter and its appendix (paper 000: Fig. 1D-E, 2, 6-9).
+"""Figures of the embedding-properties chapter and its appendix (MNIST-Nd paper: Fig. 1D-E, 2, 6-9).
 
 Each function takes the outputs of :mod:`mnistnd.embedding` (tables, ``{d: array}`` maps, or the
 ``{(d, percentile): (rho, delta, gamma)}`` sweep) and returns the

@@ -1,4 +1,9 @@
-"""Figures of the MoE-Sim-VAE chapter (paper 002)."""
+"""Figures of the MoE-Sim-VAE chapter (MoE-Sim-VAE paper).
+
+Loss curves are :func:`seaborn.lineplot` of the long-form table
+:func:`mnistnd.plotting.long_history` makes of the histories; matrices are drawn by
+:func:`mnistnd.plotting.heatmap` (:func:`seaborn.heatmap`).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import numpy as np
 import pandas as pd
 from matplotlib import pyplot as plt
 
-from mnistnd.plotting import DIGIT_COLORS
+from mnistnd.plotting import DIGIT_COLORS, heatmap, history_lines, long_history, panels
 
 __all__ = [
     "confusion_heatmap",
@@ -25,22 +30,23 @@ def loss_curves(histories: dict[str, pd.DataFrame], terms=("loss", "similarity",
     Parameters
     ----------
     histories : dict
-        Run name -> history DataFrame of :func:`mnistnd.training.fit`.
+        Run name -> history DataFrame of :func:`mnistnd.training.fit` (epochs shown from 1).
     terms : sequence of str
-        Loss terms to show (columns ``train_<term>``).
+        Loss terms to show (columns ``train_<term>``); a term no history has gets no panel.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    fig, axes = plt.subplots(1, len(terms), figsize=(3.0 * len(terms), 2.8), squeeze=False)
-    for ax, term in zip(axes[0], terms, strict=True):
-        for name, hist in histories.items():
-            if f"train_{term}" in hist:
-                ax.plot(hist["epoch"] + 1, hist[f"train_{term}"], label=name)
-        ax.set_xlabel("epoch")
+    long = long_history(histories, "run", {f"train_{t}": t for t in terms}, epoch_offset=1)
+    shown = [t for t in terms if (long["term"] == t).any()]
+    if not shown:
+        raise ValueError(f"terms: no history has a column train_<term> for any of {list(terms)}")
+    fig, axes = panels(len(shown), len(shown), (3.0, 2.8))
+    for i, (ax, term) in enumerate(zip(axes, shown, strict=True)):
+        history_lines(long[long["term"] == term], ax, hue="run", hue_order=list(histories),
+                      legend=i == 0)
         ax.set_ylabel(f"training {term}")
-    axes[0][0].legend()
     fig.tight_layout()
     return fig
 
@@ -58,17 +64,13 @@ def mmd_heatmaps(matrices: dict[str, pd.DataFrame]):
     matplotlib.figure.Figure
     """
     vmax = max(float(np.nanmax(m.values)) for m in matrices.values())
-    fig, axes = plt.subplots(1, len(matrices), figsize=(4.2 * len(matrices), 3.6), squeeze=False)
-    for ax, (name, m) in zip(axes[0], matrices.items(), strict=True):
-        im = ax.imshow(m.values, vmin=min(0.0, float(np.nanmin(m.values))), vmax=vmax,
-                       cmap="viridis")
-        ax.set_xticks(range(len(m)), [str(c) for c in m.columns])
-        ax.set_yticks(range(len(m)), [str(c) for c in m.index])
+    vmin = min(0.0, *(float(np.nanmin(m.values)) for m in matrices.values()))
+    fig, axes = panels(len(matrices), len(matrices), (4.2, 3.6))
+    for ax, (name, m) in zip(axes, matrices.items(), strict=True):
+        heatmap(m, ax, annot=False, vmin=vmin, vmax=vmax, cmap="viridis", cbar_label="MMD$^2$")
         ax.set_xlabel("digit")
         ax.set_ylabel("digit")
         ax.set_title(name)
-        ax.grid(False)
-        fig.colorbar(im, ax=ax, label="MMD$^2$")
     fig.tight_layout()
     return fig
 
@@ -148,24 +150,31 @@ def generated_grid(images, component, target, n_show: int = 8, side: int = 28):
     return fig
 
 
-def confusion_heatmap(confusion: pd.DataFrame, title: str = ""):
-    """Row-normalised confusion matrix (requested class vs. class assigned by the classifier)."""
-    values = confusion.values.astype(float)
-    frac = values / np.maximum(values.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(4.6, 4.0))
-    im = ax.imshow(frac, vmin=0, vmax=1, cmap="Blues")
-    ax.set_xticks(range(frac.shape[1]), [str(c) for c in confusion.columns])
-    ax.set_yticks(range(frac.shape[0]), [str(c) for c in confusion.index])
-    for i in range(frac.shape[0]):
-        for j in range(frac.shape[1]):
-            if frac[i, j] >= 0.05:
-                ax.text(j, i, f"{frac[i, j]:.2f}", ha="center", va="center", fontsize=6,
-                        color="white" if frac[i, j] > 0.5 else "black")
+def confusion_heatmap(confusion: pd.DataFrame, title: str = "", *, min_shown: float = 0.05):
+    """Row-normalised confusion matrix (requested class vs. class assigned by the classifier).
+
+    Parameters
+    ----------
+    confusion : pandas.DataFrame
+        Counts, rows the class requested, columns the class assigned.
+    title : str
+        Axes title.
+    min_shown : float
+        Fractions below this are coloured but not written (keeps a 10 x 10 matrix legible).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    counts = confusion.astype(float)
+    frac = counts.div(counts.sum(axis=1).clip(lower=1), axis=0)
+    annot = np.where(frac.to_numpy() >= min_shown, frac.map("{:.2f}".format).to_numpy(), "")
+    fig, (ax,) = panels(1, 1, (4.6, 4.0))
+    heatmap(frac, ax, annot=annot, fmt="", vmin=0, vmax=1, cmap="Blues",
+            annot_kws={"fontsize": 6}, cbar_label="fraction of generated images")
     ax.set_xlabel("class assigned by the classifier")
     ax.set_ylabel("class requested (expert)")
     ax.set_title(title)
-    ax.grid(False)
-    fig.colorbar(im, ax=ax, label="fraction of generated images")
     fig.tight_layout()
     return fig
 

@@ -1,7 +1,9 @@
-"""Figures of the m-VAE training chapter (paper 000: Fig. 1B, Fig. 1C, Fig. 4).
+"""Figures of the m-VAE training chapter (MNIST-Nd paper: Fig. 1B, Fig. 1C, Fig. 4).
 
 Each function takes training histories (``{d: DataFrame}`` as returned by
 :func:`mnistnd.datasets.load_history`) or arrays and returns the :class:`~matplotlib.figure.Figure`.
+The curves are :func:`seaborn.lineplot` of the long-form table :func:`mnistnd.plotting.long_history`
+makes of the histories; epochs are numbered as in the histories (from 0), like ``best_epoch``.
 """
 
 from __future__ import annotations
@@ -11,13 +13,18 @@ from collections.abc import Mapping
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
+
+from mnistnd.plotting import history_lines, long_history, panels
 
 __all__ = ["loss_curves", "loss_ratio", "loss_components", "reconstructions"]
 
 
-def _dim_colors(dims):
-    cmap = plt.get_cmap("viridis")
-    return {d: cmap(i / max(len(dims) - 1, 1)) for i, d in enumerate(dims)}
+def _by_dimension(data: pd.DataFrame, ax, legend: bool):
+    """One line per latent dimension (viridis, every dimension in the legend)."""
+    history_lines(data, ax, hue="d", palette="viridis", legend="full" if legend else False)
+    if legend:
+        sns.move_legend(ax, "best", title="latent dim", ncol=2)
 
 
 def loss_curves(
@@ -30,25 +37,20 @@ def loss_curves(
     histories
         ``{d: history}`` with columns ``epoch``, ``train_loss``, ``val_loss``.
     best_epochs
-        Optional ``{d: best epoch}``; marked with a vertical line (the restored weights).
+        Optional ``{d: best epoch}``; marked with a dotted vertical line (the restored weights).
     """
+    long = long_history(histories, "d", {"train_loss": "train", "val_loss": "validation"},
+                        var_name="split")
     dims = sorted(histories)
-    ncols = min(3, len(dims))
-    nrows = int(np.ceil(len(dims) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 2.6 * nrows), squeeze=False)
-    for ax, d in zip(axes.flat, dims, strict=False):
-        h = histories[d]
-        ax.plot(h["epoch"], h["train_loss"], label="train", color="C0")
-        if "val_loss" in h:
-            ax.plot(h["epoch"], h["val_loss"], label="validation", color="C1")
+    fig, axes = panels(len(dims), 3, (3.4, 2.6))
+    for i, (ax, d) in enumerate(zip(axes, dims, strict=True)):
+        history_lines(long[long["d"] == d], ax, hue="split", legend=i == 0)
         if best_epochs is not None and d in best_epochs:
             ax.axvline(best_epochs[d], color="0.4", ls=":", lw=1, label="best epoch")
         ax.set_title(f"d = {d}")
-        ax.set_xlabel("epoch")
         ax.set_ylabel("total loss (nats / image)")
-    for ax in list(axes.flat)[len(dims):]:
-        ax.set_visible(False)
-    axes.flat[0].legend()
+    if best_epochs is not None:  # the legend again, now with the best-epoch line
+        axes[0].legend()
     fig.tight_layout()
     return fig
 
@@ -63,44 +65,37 @@ def loss_ratio(histories: Mapping[int, pd.DataFrame], split: str = "val"):
     split
         ``"val"`` or ``"train"``.
     """
-    dims = sorted(histories)
-    colors = _dim_colors(dims)
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    for d in dims:
-        h = histories[d]
-        ax.plot(h["epoch"], h[f"{split}_loss"] / h[f"{split}_kl"], color=colors[d],
-                marker="o", ms=3, label=f"d = {d}")
-    ax.set_xlabel("epoch")
+    if split not in ("val", "train"):
+        raise ValueError(f"split must be 'val' or 'train', got {split!r}")
+    ratios = {d: h.assign(ratio=h[f"{split}_loss"] / h[f"{split}_kl"])
+              for d, h in histories.items()}
+    long = long_history(ratios, "d", {"ratio": "ratio"})
+    fig, (ax,) = panels(1, 1, (5.5, 3.6))
+    _by_dimension(long, ax, legend=True)
     ax.set_ylabel("total loss / KL loss")
     ax.set_yscale("log")
-    ax.legend(title="latent dim", ncol=2)
     fig.tight_layout()
     return fig
 
 
-_COMPONENTS = (
-    ("reconstruction", "reconstruction (BCE, nats)"),
-    ("gaussian", "Gaussian KL (unweighted, nats)"),
-    ("categorical", "categorical KL to uniform (nats)"),
-)
+_COMPONENTS = {
+    "reconstruction": "reconstruction (BCE, nats)",
+    "gaussian": "Gaussian KL (unweighted, nats)",
+    "categorical": "categorical KL to uniform (nats)",
+}
 
 
 def loss_components(histories: Mapping[int, pd.DataFrame], split: str = "val"):
     """Fig. 4: reconstruction, Gaussian KL and categorical loss per epoch, lines by dimension."""
-    dims = sorted(histories)
-    colors = _dim_colors(dims)
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.4))
-    for ax, (term, label) in zip(axes, _COMPONENTS, strict=True):
-        for d in dims:
-            h = histories[d]
-            ax.plot(h["epoch"], h[f"{split}_{term}"], color=colors[d], marker="o", ms=3,
-                    label=f"d = {d}")
-        ax.set_xlabel("epoch")
+    if split not in ("val", "train"):
+        raise ValueError(f"split must be 'val' or 'train', got {split!r}")
+    long = long_history(histories, "d", {f"{split}_{t}": t for t in _COMPONENTS})
+    fig, axes = panels(len(_COMPONENTS), 3, (3.7, 3.4))
+    for ax, letter, (term, label) in zip(axes, "ABC", _COMPONENTS.items(), strict=True):
+        _by_dimension(long[long["term"] == term], ax, legend=term == "categorical")
         ax.set_ylabel(label)
-    axes[1].set_yscale("log")
-    axes[2].legend(title="latent dim", ncol=2, loc="center right")
-    for ax, letter in zip(axes, "ABC", strict=True):
         ax.set_title(letter, loc="left", fontweight="bold")
+    axes[1].set_yscale("log")
     fig.tight_layout()
     return fig
 

@@ -1,4 +1,4 @@
-"""Figures of the PBMC3k autoencoder chapter (paper 004).
+"""Figures of the PBMC3k autoencoder chapter (the okunator course report).
 
 Every function returns the :class:`matplotlib.figure.Figure` it drew, with labelled axes.
 """
@@ -8,6 +8,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+
+from mnistnd.plotting import heatmap, history_lines, long_history, panels
 
 __all__ = ["qc_violins", "tsne_panels", "score_heatmaps", "loss_curves", "spike_histogram",
            "cell_type_colors"]
@@ -93,50 +95,50 @@ def score_heatmaps(summary: pd.DataFrame, paper: pd.DataFrame | None = None,
     summary
         :func:`mnistnd.pbmc.summarise_scores` output.
     paper
-        The report's scores (models x metrics), or ``None`` to draw ours only.
+        The report's scores (models x metrics), or ``None`` to draw ours only. Models the
+        report did not run stay blank.
     title
         Title of our panel.
     """
-    metrics = ["NMI", "ARI", "HOM", "COM"]
+    from mnistnd.pbmc import SCORE_NAMES
+
+    metrics = list(SCORE_NAMES)
     mean = pd.DataFrame({m: summary[(m, "mean")] for m in metrics})
     sd = pd.DataFrame({m: summary[(m, "sd")] for m in metrics})
-    panels = [(title, mean, sd)]
+    ours = (mean.map("{:.2f}".format) + "\n±" + sd.map("{:.2f}".format)).where(mean.notna(), "")
+    panel_specs = [(title, mean, ours.to_numpy())]
     if paper is not None:
-        panels.append(("report", paper.reindex(mean.index)[metrics], None))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 3.2), squeeze=False)
-    for ax, (name, values, spread) in zip(axes[0], panels, strict=True):
-        im = ax.imshow(values.to_numpy(dtype=float), vmin=0, vmax=1, cmap="viridis")
-        for i in range(values.shape[0]):
-            for j in range(values.shape[1]):
-                v = values.iat[i, j]
-                text = "n/a" if pd.isna(v) else f"{v:.2f}"
-                if spread is not None and not pd.isna(v):
-                    text += f"\n±{spread.iat[i, j]:.2f}"
-                ax.text(j, i, text, ha="center", va="center", fontsize=8,
-                        color="white" if (pd.isna(v) or v < 0.6) else "black")
-        ax.set_xticks(range(len(metrics)), metrics)
-        ax.set_yticks(range(values.shape[0]), values.index)
+        panel_specs.append(("report", paper.reindex(mean.index)[metrics], True))
+    fig, axes = panels(len(panel_specs), len(panel_specs), (4.8, 3.2))
+    for i, (ax, (name, values, annot)) in enumerate(zip(axes, panel_specs, strict=True)):
+        last = i == len(panel_specs) - 1
+        heatmap(values, ax, annot=annot, fmt="" if annot is not True else ".2f", vmin=0,
+                vmax=1, cmap="viridis", annot_kws={"fontsize": 8}, square=False,
+                cbar_label="score" if last else None)
         ax.set_xlabel("score")
         ax.set_ylabel("model")
         ax.set_title(name)
-        ax.grid(False)
-    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="score")
+    fig.tight_layout()
     return fig
 
 
 def loss_curves(histories: dict):
-    """Training loss per epoch for every (model, seed) run, one panel per model."""
+    """Training loss per epoch for every (model, seed) run, one panel per model (log scale).
+
+    ``histories`` maps ``(model, seed)`` to a history of :func:`mnistnd.training.fit` with a
+    ``train_loss`` column; epochs are shown from 1.
+    """
+    long = long_history(histories, ("model", "seed"), {"train_loss": "training loss"},
+                        epoch_offset=1)
+    long["seed"] = "seed " + long["seed"].astype(str)
     models = list(dict.fromkeys(m for m, _ in histories))
-    fig, axes = plt.subplots(1, len(models), figsize=(4 * len(models), 3.2), squeeze=False)
-    for ax, model in zip(axes[0], models, strict=True):
-        for (m, seed), hist in histories.items():
-            if m == model:
-                ax.plot(hist["epoch"] + 1, hist["train_loss"], label=f"seed {seed}")
+    fig, axes = panels(len(models), len(models), (4.0, 3.2))
+    for i, (ax, model) in enumerate(zip(axes, models, strict=True)):
+        history_lines(long[long["model"] == model], ax, hue="seed",
+                      hue_order=sorted(set(long["seed"])), legend=i == 0)
         ax.set_yscale("log")
-        ax.set_xlabel("epoch")
         ax.set_ylabel("training loss per cell")
         ax.set_title(model)
-    axes[0, 0].legend()
     fig.tight_layout()
     return fig
 
