@@ -11,6 +11,7 @@ Examples
     mnistnd export --format clustbench --out suite   # the release as the battery suite/mnistnd
     mnistnd release verify --dims 2 --epochs 1   # retrain one epoch, compare with the release
     mnistnd release build                   # train at the paper's settings, write the release
+    mnistnd classroom --out student         # the chapters without solutions, with check cells
 
 Exit status: 0 on success, 2 for bad input (nothing was run), 1 when a chapter or the book build
 failed.
@@ -83,7 +84,22 @@ def _parser() -> argparse.ArgumentParser:
                         help="clustbench only: the release shipped with the package, the "
                         "profile's trained datasets, or those when present (default: release)")
     _release_parser(sub)
+    _classroom_parser(sub)
     return parser
+
+
+def _classroom_parser(sub) -> None:
+    room = sub.add_parser("classroom", help="write the student edition: chapters without "
+                          "solutions, with a check cell per checkable exercise",
+                          description="Write the chapters as notebooks for students: "
+                          "solutions removed, exercises with a computable answer followed by "
+                          "a cell calling mnistnd.exercises.check (see book/instructors.md).")
+    room.add_argument("--out", required=True, metavar="DIR",
+                      help="output folder (must not exist, or be empty)")
+    room.add_argument("--chapters", nargs="+", default=None, metavar="NAME",
+                      help="chapters to include (default: every chapter of _toc.yml)")
+    room.add_argument("--format", choices=("ipynb", "md"), default="ipynb",
+                      help="notebook format: ipynb, or MyST markdown for jupytext (default: ipynb)")
 
 
 def _release_parser(sub) -> None:
@@ -309,8 +325,21 @@ def _cmd_release(args) -> int:
     return 0
 
 
+def _cmd_classroom(args) -> int:
+    from mnistnd.classroom import write_edition
+
+    try:
+        written = write_edition(args.out, args.chapters, fmt=args.format)
+    except FileExistsError as err:
+        raise _BadInput(str(err)) from err
+    print(f"student edition written to {Path(args.out).expanduser().resolve()}")
+    for path in written:
+        print(f"  {path.name}")
+    return 0
+
+
 _COMMANDS = {"run": _cmd_run, "params": _cmd_params, "book": _cmd_book, "export": _cmd_export,
-             "release": _cmd_release}
+             "release": _cmd_release, "classroom": _cmd_classroom}
 
 
 def main(argv: list[str] | None = None) -> int:
