@@ -8,8 +8,8 @@ rounding error is large for near points; BLAS (scikit-learn) only *selects* neig
 from __future__ import annotations
 
 import numpy as np
-from scipy.cluster.hierarchy import DisjointSet
-from scipy.spatial.distance import cdist
+from scipy.cluster.hierarchy import linkage
+from scipy.spatial.distance import cdist, pdist
 from sklearn.neighbors import NearestNeighbors
 from sklearn.utils import gen_batches
 
@@ -69,32 +69,21 @@ def kth_neighbor_distance(X, k: int) -> np.ndarray:
 
 
 def mutual_reachability_linkage(X, core) -> np.ndarray:
-    """Single-linkage tree (scipy's ``Z`` layout) of the weights ``max(d_ij, core_i, core_j)``.
+    """Single-linkage tree (scipy's ``Z``) of the weights ``max(d_ij, core_i, core_j)``.
 
     Its merge heights are the edges of the minimum spanning tree of the mutual-reachability
-    graph, and the height where two points merge is their minimax path distance. Prim's
-    algorithm reads one row of BLAS distances per step (memory ``O(n)``); the tree's edges are
-    then recomputed from coordinate differences and merged in increasing order.
+    graph, and the height where two points merge is their minimax path distance. The
+    condensed distance matrix (``n (n - 1) / 2`` floats) is held while the tree is built.
     """
-    Xc = X - X.mean(axis=0)  # smaller rounding error of the BLAS distances
-    sq = np.einsum("ij,ij->i", Xc, Xc)
-
-    def row(u):
-        d = np.sqrt(np.maximum(sq + sq[u] - 2.0 * (Xc @ Xc[u]), 0.0))
-        return np.maximum(np.maximum(d, core), core[u])
-
-    a, b, _ = prim(row, X.shape[0])
-    w = np.maximum(pair_distances(X, a, b), np.maximum(core[a], core[b]))
-    order = np.argsort(w, kind="stable")
-    Z = np.column_stack([np.zeros((a.size, 2)), w[order], np.zeros(a.size)])
-    root = DisjointSet(range(X.shape[0]))
-    node = list(range(X.shape[0]))  # tree node of each component, by its representative
-    for t, e in enumerate(order):
-        ra, rb = root[a[e]], root[b[e]]
-        Z[t, :2] = node[ra], node[rb]
-        root.merge(ra, rb)
-        node[root[ra]] = X.shape[0] + t
-    return Z
+    n = X.shape[0]
+    d = pdist(X)
+    start = 0
+    for i in range(n - 1):  # row i of the condensed matrix: pairs (i, i+1..n-1)
+        seg = d[start : start + n - 1 - i]
+        np.maximum(seg, core[i], out=seg)
+        np.maximum(seg, core[i + 1 :], out=seg)
+        start += n - 1 - i
+    return linkage(d, method="single")
 
 
 def min_cross(XA, XB, core_a=None, core_b=None, metric: str = "euclidean") -> float:
@@ -112,14 +101,14 @@ def min_cross(XA, XB, core_a=None, core_b=None, metric: str = "euclidean") -> fl
     return best
 
 
-def prim(row, n: int, lengths=None):
-    """Prim's minimum spanning tree of ``n`` nodes, grown from node 0.
+def prim(W, D=None):
+    """Prim's minimum spanning tree of the dense symmetric ``W``, grown from node 0.
 
-    ``row(u)`` gives the weights from node ``u`` to every node (a row of a dense symmetric
-    matrix). Each step adds the lowest-index node among those nearest to the tree; with
-    ``lengths(u)`` equal weights are ordered by length first (a canonical tree when the pairs
-    (weight, length) are distinct). Returns ``(parent, node, weight)`` of the ``n - 1`` steps.
+    Each step adds the lowest-index node among those nearest to the tree; with ``D`` equal
+    weights are ordered by ``D`` first (a canonical tree when the pairs ``(W, D)`` are
+    distinct). Returns ``(parent, node, weight)`` of the ``n - 1`` steps, in order.
     """
+    n = W.shape[0]
     best, best_d = np.full(n, np.inf), np.full(n, np.inf)
     parent = np.zeros(n, np.intp)
     in_tree = np.zeros(n, bool)
@@ -127,16 +116,14 @@ def prim(row, n: int, lengths=None):
     for _ in range(n - 1):
         in_tree[u] = True
         best[u] = np.inf
-        w_u = row(u)
-        upd = w_u < best
-        if lengths is not None:
-            d_u = lengths(u)
-            upd |= (w_u == best) & (d_u < best_d)
-            best_d[upd & ~in_tree] = d_u[upd & ~in_tree]
+        upd = W[u] < best
+        if D is not None:
+            upd |= (W[u] == best) & (D[u] < best_d)
+            best_d[upd & ~in_tree] = D[u][upd & ~in_tree]
         upd &= ~in_tree
-        best[upd], parent[upd] = w_u[upd], u
+        best[upd], parent[upd] = W[u][upd], u
         v = int(np.argmin(best))
-        if lengths is not None:
+        if D is not None:
             ties = np.flatnonzero(best == best[v])
             v = int(ties[np.argmin(best_d[ties])]) if ties.size > 1 else v
         steps.append((parent[v], v, best[v]))

@@ -75,7 +75,7 @@ def _cluster_hdbscan(Xk, metric: str, exponent: int):
     D = pairwise_distances(Xk, metric=metric)
     apcd = _apcd_hdbscan(D, exponent)
     W = np.maximum(D, np.maximum(apcd[:, None], apcd[None, :]))
-    _, b, w = prim(W.__getitem__, W.shape[0])
+    _, b, w = prim(W)
     in_tree = np.zeros(W.shape[0], bool)
     in_tree[0] = True
     a = np.empty_like(b)
@@ -90,7 +90,7 @@ def _cluster_length_ties(Xk, exponent: int):
     D = squareform(pdist(Xk))
     apcd = _apcd_scaled(D, exponent)
     W = np.maximum(D, np.maximum(apcd[:, None], apcd[None, :]))
-    tree = prim(W.__getitem__, W.shape[0], D.__getitem__)
+    tree = prim(W, D)
     return (apcd, *_internal(W.shape[0], *tree, lone="all"))
 
 
@@ -118,9 +118,7 @@ def dbcv(X, labels, mst: str = "hdbscan", metric: str = "euclidean") -> float:
     * ``"length_ties"`` orders equal weights by Euclidean edge length: a canonical tree and a
       value independent of the point order. apcd in a scaled form that cannot overflow, 0 for
       a duplicated point (the limit of the definition); every node counts as internal when
-      none is (the authors' MATLAB code).
-
-    Both hold one cluster's dense ``|c| x |c|`` distance matrix at a time, as hdbscan does.
+      none is (the authors' MATLAB code). Both hold one cluster's dense distance matrix.
 
     Parameters
     ----------
@@ -160,10 +158,8 @@ def dbcv(X, labels, mst: str = "hdbscan", metric: str = "euclidean") -> float:
     apcd, dsc, internal = [], np.empty(ids.size), []
     for c, cid in enumerate(ids):
         Xk = X[labels == cid]
-        if ties:
-            core, nodes, dsc[c] = _cluster_length_ties(Xk, X.shape[1] * (2 if squared else 1))
-        else:
-            core, nodes, dsc[c] = _cluster_hdbscan(Xk, metric, X.shape[1])
+        core, nodes, dsc[c] = (_cluster_length_ties(Xk, X.shape[1] * (2 if squared else 1))
+                               if ties else _cluster_hdbscan(Xk, metric, X.shape[1]))
         apcd.append(core[nodes])
         internal.append(Xk[nodes])
     dspc = np.full((ids.size, ids.size), np.inf)

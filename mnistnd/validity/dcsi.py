@@ -131,14 +131,23 @@ def dcsi(X, labels, min_pts: int = 5, variant: str = "r") -> float:
         Xk = X[labels == cid]
         r_core, r_eps = _radii(Xk, min_pts, distinct=squared)
         cores.append(Xk[r_core <= np.median(r_eps)])
+    return _mean_of_pairs(cores, variant)
+
+
+def _mean_of_pairs(cores, variant: str) -> float:
+    """Mean over pairs of clusters of ``Sep / (Sep + Conn)`` (= ``q / (1 + q)``), per variant.
+
+    ``cores``: each cluster's core points. A pair with a coreless cluster, or with
+    ``Sep = Conn = 0``, adds 0.
+    """
     conn = [_connectedness(Xc) for Xc in cores]
     vals = []
-    for c, o in itertools.combinations(range(ids.size), 2):
+    for c, o in itertools.combinations(range(len(cores)), 2):
         if cores[c].size == 0 or cores[o].size == 0:
             vals.append(0.0)
             continue
         sep, cn = min_cross(cores[c], cores[o]), max(conn[c], conn[o])
-        if squared:
+        if variant == "disco":
             sep, cn = sep**2, cn**2
         elif variant == "r":
             sep = 2.0 * sep

@@ -96,7 +96,12 @@ def s_dbw(X, labels, method: str = "tong", dispersion: str = "std",
     dens = np.array([count([i], cent[i], i) for i in range(c)])
     if np.count_nonzero(dens == 0) > 1:
         raise ValueError("labels: two or more clusters have zero density around their centre")
-    total = 0.0
+    return float(_dens_bw(method, cent, dens, sizes, count) + scat)
+
+
+def _dens_bw(method: str, cent, dens, sizes, count) -> float:
+    """``Dens_bw``: mean over ordered pairs of the density between two centres, relative."""
+    c, total = len(cent), 0.0
     for i, j in ((i, j) for i in range(c) for j in range(c) if i != j):
         if method == "halkidi":
             u = (cent[i] + cent[j]) / 2
@@ -106,4 +111,4 @@ def s_dbw(X, labels, method: str = "tong", dispersion: str = "std",
             u = lam * (cent[i] * sizes[j] + cent[j] * sizes[i]) / (sizes[i] + sizes[j]) + (
                 1 - lam) * shift
         total += count([i, j], u, i, j) / max(dens[i], dens[j])
-    return float(total / (c * (c - 1)) + scat)
+    return total / (c * (c - 1))

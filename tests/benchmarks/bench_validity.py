@@ -79,6 +79,7 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=10_000)
     ap.add_argument("--dim", type=int, default=64)
     ap.add_argument("--old", help="file of an earlier mnistnd.validity to time beside ours")
+    ap.add_argument("--only", nargs="+", choices=INDICES, default=list(INDICES))
     ap.add_argument("--child")
     args = ap.parse_args()
     extra = ["--n", str(args.n), "--dim", str(args.dim)] + (["--old", args.old] if args.old
@@ -89,13 +90,13 @@ def main() -> int:
     print_load("before")
     kinds = ["new", "ref"] + (["old"] if args.old else [])
     res = {(k, i): run_child(__file__, f"{k}:{i}", extra) if k != "ref" or i in REFERENCES
-           else {"skipped": "no Python reference"} for i in INDICES for k in kinds}
+           else {"skipped": "no Python reference"} for i in args.only for k in kinds}
     print(f"\n{args.n} x {args.dim}, 2 threads per run, peak = child ru_maxrss; "
           "ratio = their seconds / ours")
     print(f"{'index':7} {'ours s':>7} {'ours MB':>8} {'reference s':>16} {'old s':>16}  "
           f"{'ours value':>11} {'ref value':>11}")
     ok = True
-    for i in INDICES:
+    for i in args.only:
         o, r = res[("new", i)], res[("ref", i)]
         if "skipped" in o:
             print(f"{i:7} ours failed: {o['skipped']}")
