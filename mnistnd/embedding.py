@@ -111,9 +111,11 @@ def _cached(
 
 
 def _code_digest(module) -> str:
-    """Hash of a module's source file: cached results of its functions expire when it changes."""
+    """Hash of a module's source (every file of a package): cached results expire with it."""
     try:
-        return hashlib.sha256(Path(module.__file__).read_bytes()).hexdigest()[:16]
+        path = Path(module.__file__)
+        files = sorted(path.parent.glob("*.py")) if path.name == "__init__.py" else [path]
+        return hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:16]
     except (OSError, TypeError, AttributeError):
         return "unknown"
 

@@ -1,7 +1,9 @@
-"""Validity indices and density peaks against brute-force versions written from the definitions.
+"""Validity indices and density peaks against brute force and against the reference packages.
 
 The brute-force functions below build full distance matrices (fine for ~100 points) and follow
-each paper's text literally; the package versions must agree to 1e-9.
+each paper's text (or the named implementation's code) literally; the package versions must
+agree to 1e-9. Where a reference package is installed (hdbscan, s-dbw, clustpy) the values must
+agree with it too.
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ import itertools
 
 import numpy as np
 import pytest
-from scipy.spatial.distance import cdist, pdist, squareform
+from scipy.spatial.distance import pdist, squareform
 from sklearn.metrics import silhouette_samples
 
 from mnistnd import validity as V
+from mnistnd.validity import _graph
 
 TOL = 1e-9
 
@@ -276,36 +279,6 @@ def test_disco_duplicates(data):
     np.testing.assert_allclose(V.disco_samples(X, y), bf_disco_samples(X, y), atol=TOL)
 
 
-def test_disco_large_data_paths_match_bruteforce(monkeypatch):
-    # large inputs use kNN + Boruvka (with a sampled kNN threshold) instead of dense Prim;
-    # force those paths on small data, with duplicates and noise
-    X, y = blobs(n_per=40, scale=1.0, dim=4, seed=3)
-    X = np.concatenate([X, X[:5]])
-    y = np.concatenate([y, y[:5]])
-    y[[2, 50]] = -1
-    monkeypatch.setattr(V, "_DENSE_LIMIT", 0)
-    monkeypatch.setattr(V, "_KNN_SAMPLE_MIN", 0)
-    for mp in (2, 5):
-        np.testing.assert_allclose(V.disco_samples(X, y, mp), bf_disco_samples(X, y, mp), atol=TOL)
-    orig = V._prim_mst
-    monkeypatch.setattr(V, "_prim_mst", lambda *a, **k: orig(*a, **{**k, "dense_limit": 0}))
-    assert V.dbcv(X, y, mst="length_ties") == pytest.approx(bf_dbcv(X, y), abs=TOL)
-    # too many components left for the component graph: falls back to Prim, same result
-    orig_b = V._boruvka_mr_mst
-    monkeypatch.setattr(V, "_boruvka_mr_mst",
-                        lambda *a, **k: orig_b(*a, **{**k, "max_components": 1}))
-    np.testing.assert_allclose(V.disco_samples(X, y), bf_disco_samples(X, y), atol=TOL)
-
-
-def test_knn_sampled_threshold_is_exact(monkeypatch):
-    rng = np.random.default_rng(4)
-    X = rng.standard_normal((500, 6))
-    monkeypatch.setattr(V, "_KNN_SAMPLE_MIN", 0)
-    Xc, sq = V._prepare(X)
-    idx, dist = V._knn(Xc, sq, 7)
-    D = bf_dist(X)
-    np.fill_diagonal(D, np.inf)
-    np.testing.assert_allclose(dist, np.sort(D, axis=1)[:, :7], atol=1e-12)
 
 
 # ------------------------------------------------------------------------ DBCV
@@ -602,37 +575,6 @@ def test_density_peaks_ties_and_duplicates():
     assert delta[37] == 0.0 and delta[38] == 0.0
 
 
-def test_density_peaks_percentile_exact_across_blocks(monkeypatch):
-    rng = np.random.default_rng(2)
-    X = rng.standard_normal((300, 3))
-    X = np.concatenate([X, X[:20]])
-    monkeypatch.setattr(V, "_BLOCK_BYTES", 8 * 300 * 7)  # 7-row blocks
-    for p in (0.01, 0.3, 3.0, 50.0):
-        ref = np.percentile(pdist(X), p)
-        U, inv, cnt = V._unique_rows(X)
-        Uc, sq = V._prepare(U)
-        assert V._pairwise_percentile(Uc, sq, cnt, p, U) == pytest.approx(ref, rel=1e-12, abs=0)
-
-
-def test_density_peaks_percentile_histogram_fallback(monkeypatch):
-    # a missed sample bracket (forced here) falls back to histogram bracketing, still exact
-    rng = np.random.default_rng(5)
-    X = rng.standard_normal((400, 4))
-    X = np.concatenate([X, X[:7]])
-    orig = V._collect_pairs
-    calls = []
-
-    def miss_first(*args):
-        calls.append(1)
-        return None if len(calls) == 1 else orig(*args)
-
-    monkeypatch.setattr(V, "_collect_pairs", miss_first)
-    U, inv, cnt = V._unique_rows(X)
-    Uc, sq = V._prepare(U)
-    assert V._pairwise_percentile(Uc, sq, cnt, 1.0, U) == pytest.approx(
-        np.percentile(pdist(X), 1.0), rel=1e-12
-    )
-    assert len(calls) == 2
 
 
 def test_density_peaks_two_blobs_give_two_clear_centres():
@@ -661,11 +603,6 @@ def test_density_peaks_bad_input():
     with pytest.raises(ValueError, match="NaN"):
         V.density_peaks(Xn, 2.0)
 
-
-def test_cdist_helper_exact():
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((20, 3)) + 1e3
-    np.testing.assert_allclose(V._exact_dist(X, [0, 1], [2, 3]), cdist(X, X)[[0, 1], [2, 3]])
 
 
 def test_disco_agrees_with_authors_reference(data):
@@ -725,48 +662,6 @@ def test_index_variants_match_the_options(data):
     assert np.isfinite(out["DCSI (squared, DISCO repo)"]) and np.isfinite(out["DBCV (hdbscan)"])
 
 
-@pytest.mark.parametrize("dup", [False, True])
-def test_density_peaks_multi_equals_single(dup, monkeypatch):
-    rng = np.random.default_rng(21)
-    X = rng.standard_normal((260, 4))
-    if dup:
-        X = np.concatenate([X, X[:15]])
-    monkeypatch.setattr(V, "_BLOCK_BYTES", 8 * 260 * 9)  # several blocks
-    qs = [0.1, 0.5, 2.0, 5.0, 100.0] if dup else [0.01, 0.1, 0.5, 2.0, 5.0, 100.0]
-    multi = V.density_peaks_multi(X, qs)
-    assert len(multi) == len(qs)
-    for q, got in zip(qs, multi, strict=True):
-        single = V.density_peaks(X, q)  # delta: neighbour lists here, one triangular pass there
-        np.testing.assert_array_equal(got[0], single[0])
-        np.testing.assert_allclose(got[1], single[1], rtol=1e-12, atol=0)
-        np.testing.assert_allclose(got[2], single[2], rtol=1e-12, atol=0)
-    # the shared percentile pass is exact for every q
-    U, inv, cnt = V._unique_rows(X)
-    Uc, sq = V._prepare(U)
-    ref = np.percentile(pdist(X), qs)
-    np.testing.assert_allclose(V._pairwise_percentiles(Uc, sq, cnt, qs, U), ref, rtol=1e-12,
-                               atol=0)
-
-
-def test_density_peaks_multi_one_bracket_misses(monkeypatch):
-    # one bracket of the shared pass overflowing is collected again on its own, still exact
-    rng = np.random.default_rng(8)
-    X = rng.standard_normal((300, 3))
-    orig = V._collect_pairs_multi
-    calls = []
-
-    def first_misses(U, sqU, counts, brackets, cap):
-        calls.append(len(brackets))
-        got = orig(U, sqU, counts, brackets, cap)
-        return [None, *got[1:]] if len(brackets) > 1 else got
-
-    monkeypatch.setattr(V, "_collect_pairs_multi", first_misses)
-    U, inv, cnt = V._unique_rows(X)
-    Uc, sq = V._prepare(U)
-    qs = [0.3, 3.0, 30.0]
-    np.testing.assert_allclose(V._pairwise_percentiles(Uc, sq, cnt, qs, U),
-                               np.percentile(pdist(X), qs), rtol=1e-12, atol=0)
-    assert calls[0] == 3 and calls[1:] == [1]  # shared pass, then the missed one alone
 
 
 def test_density_peaks_multi_bad_input():
@@ -788,3 +683,56 @@ def test_score_all_raises_on_bad_input_instead_of_reporting_undefined():
         V.score_all(X, labels)
     with pytest.raises(ValueError, match="labels"):
         V.score_all(rng.normal(size=(40, 2)), labels[:-1])
+
+
+def test_disco_larger_data_with_duplicates_and_noise():
+    X, y = blobs(n_per=45, scale=1.0, dim=4, seed=3)
+    X = np.concatenate([X, X[:5]])
+    y = np.concatenate([y, y[:5]])
+    y[[2, 50]] = -1
+    for mp in (2, 5):
+        np.testing.assert_allclose(V.disco_samples(X, y, mp), bf_disco_samples(X, y, mp), atol=TOL)
+
+
+def random_clusters(dim, seed, n=90, k=3):
+    """Gaussian clusters with random centres, no two points equal."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(k), n // k)
+    return rng.normal(scale=3.0, size=(k, dim))[y] + rng.standard_normal((len(y), dim)), y
+
+
+@pytest.mark.parametrize("dim", [2, 3, 5, 8, 12, 16])
+def test_dbcv_default_equals_hdbscan_on_random_data(dim):
+    hv = pytest.importorskip("hdbscan.validity")
+    for seed in range(3):
+        X, y = random_clusters(dim, seed)
+        y = with_noise(y, seed) if seed == 2 else y
+        assert V.dbcv(X, y) == pytest.approx(hv.validity_index(X, y), abs=TOL)
+
+
+@pytest.mark.parametrize("dup", [False, True])
+def test_density_peaks_in_small_blocks_match_bruteforce(dup, monkeypatch):
+    rng = np.random.default_rng(21)
+    X = rng.standard_normal((160, 4))
+    if dup:
+        X = np.concatenate([X, X[:15]])
+    monkeypatch.setattr(_graph, "BLOCK_BYTES", 8 * len(X) * 9)  # 9-row blocks
+    qs = [0.1, 2.0, 100.0]
+    multi = V.density_peaks_multi(X, qs)
+    for q, got in zip(qs, multi, strict=True):
+        for ours, single, ref in zip(got, V.density_peaks(X, q), bf_density_peaks(X, q),
+                                     strict=True):
+            np.testing.assert_array_equal(ours, single)
+            np.testing.assert_allclose(ours, ref, rtol=TOL, atol=TOL)
+
+
+def test_density_peaks_percentile_is_numpys():
+    # d_c is numpy's (linear) percentile of the pairwise distances, also at extreme ranks
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((50, 3))
+    for q in (0.01, 3.0, 50.0):
+        dc = np.percentile(pdist(X), q)
+        rho = V.density_peaks(X, q)[0]
+        K = np.exp(-((bf_dist(X) / dc) ** 2))
+        np.fill_diagonal(K, 0.0)
+        np.testing.assert_allclose(rho, K.sum(axis=1), rtol=TOL)
