@@ -304,6 +304,18 @@ def test_repository_and_launch_buttons(tiny_book):
         assert binder and all(f"/v2/gh/{owner_name}/main" in a for a in binder), binder
 
 
+def test_each_script_once_and_a_colour_mode(tiny_book):
+    html, _ = tiny_book
+    for page in ("book/intro.html", "notebooks/tiny.html"):
+        text = (html / page).read_text(encoding="utf-8")
+        inline = re.findall(r"<script>(.*?)</script>", text, flags=re.S)
+        assert inline and len(inline) == len(set(inline)), f"{page}: an inline script repeated"
+        assert text.count("const THEBE_JS_URL") <= 1
+        sources = links(html / page).scripts
+        assert len(sources) == len(set(sources)), f"{page}: a script file repeated"
+        assert 'localStorage.getItem("mode") || "auto"' in text, "the theme's default mode"
+
+
 #: Typesets a page in node with the MathJax copy the page loads (``node typeset.js PAGE``) and
 #: prints the result. The speech engine bundled in MathJax asks node for packages a browser never
 #: loads and typesetting does not use; they are replaced by empty stand-ins.
