@@ -1,4 +1,4 @@
-"""Test-wide settings: no network, real data only through ``MNISTND_DATA_DIR``."""
+"""Test-wide settings: no network, real data only through ``MNISTND_DATA_DIR``; the smoke book."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import socket
 from pathlib import Path
 
 import pytest
+from smoke_book import Build, build_smoke_book
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
@@ -60,3 +61,9 @@ def artifacts(tmp_path, monkeypatch) -> Path:
     path = tmp_path / "runs"
     monkeypatch.setenv("MNISTND_ARTIFACTS_DIR", str(path))
     return path
+
+
+@pytest.fixture(scope="session")
+def book(tmp_path_factory) -> Build:
+    """The whole book built once under the ``smoke`` profile (see :mod:`smoke_book`)."""
+    return build_smoke_book(tmp_path_factory.mktemp("book"))

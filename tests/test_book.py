@@ -1,27 +1,22 @@
 """The whole book, built once under the ``smoke`` profile, then checked chapter by chapter.
 
 The chapters are read from ``_toc.yml`` at collection time, so a chapter added to the toc is
-tested without touching this file. The kernels that run the chapters get the same no-network
-guard as the tests (through a ``sitecustomize`` module on ``PYTHONPATH``). When
-``MNISTND_DATA_DIR`` does not hold the real files it points at an empty folder, so
-``source="auto"`` falls back to the bundled data, as on a machine without data and network.
+tested without touching this file. The build is the session fixture ``book`` (``conftest.py``,
+made by :mod:`smoke_book`), shared with the browser test.
 """
 
 from __future__ import annotations
 
-import os
+import json
 import re
-import textwrap
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 import pytest
+from smoke_book import Build, real_data_dir
 
 from mnistnd.book import (
     BANNER_TITLE,
-    ChapterError,
-    build_book,
     read_timings,
     toc_chapters,
     toc_files,
@@ -32,83 +27,6 @@ ENTRIES = toc_files(ROOT)
 CHAPTERS = toc_chapters(ROOT)
 
 pytestmark = pytest.mark.slow
-
-KERNEL_GUARD = textwrap.dedent(
-    '''
-    """No network for notebook kernels started by the tests (loopback stays allowed)."""
-    import ipaddress
-    import socket
-
-    _connect, _connect_ex = socket.socket.connect, socket.socket.connect_ex
-
-
-    def _allowed(address):
-        host = address[0] if isinstance(address, tuple) else None
-        if host is None or host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            return False
-
-
-    def _guarded(self, address):
-        if not _allowed(address):
-            raise ConnectionRefusedError(f"network disabled in tests: {address!r}")
-        return _connect(self, address)
-
-
-    def _guarded_ex(self, address):
-        if not _allowed(address):
-            raise ConnectionRefusedError(f"network disabled in tests: {address!r}")
-        return _connect_ex(self, address)
-
-
-    socket.socket.connect, socket.socket.connect_ex = _guarded, _guarded_ex
-    '''
-)
-
-
-def _real_data_dir() -> Path | None:
-    env = os.environ.get("MNISTND_DATA_DIR")
-    return Path(env) if env and (Path(env) / "mnist").is_dir() else None
-
-
-@dataclass
-class Build:
-    artifacts: Path
-    html: Path
-    error: Exception | None = None
-    failed_chapter: str | None = None
-    notes: list = field(default_factory=list)
-
-    @property
-    def folder(self) -> Path:
-        return self.artifacts / "smoke"
-
-
-@pytest.fixture(scope="session")
-def book(tmp_path_factory) -> Build:
-    base = tmp_path_factory.mktemp("book")
-    guard = base / "kernel_guard"
-    guard.mkdir()
-    (guard / "sitecustomize.py").write_text(KERNEL_GUARD)
-    result = Build(artifacts=base / "runs", html=base / "html")
-    with pytest.MonkeyPatch.context() as mp:
-        path = os.environ.get("PYTHONPATH")
-        mp.setenv("PYTHONPATH", str(guard) + (os.pathsep + path if path else ""))
-        mp.setenv("MNISTND_ARTIFACTS_DIR", str(result.artifacts))
-        if not _real_data_dir():  # an empty data folder: `auto` must fall back to bundled
-            mp.setenv("MNISTND_DATA_DIR", str(base / "no_data"))
-        try:
-            build_book(profile="smoke", artifacts_dir=result.artifacts, output_dir=result.html,
-                       book_root=ROOT, progress_bar=False)
-        except ChapterError as err:
-            result.error, result.failed_chapter = err, err.chapter
-        except Exception as err:  # noqa: BLE001 - reported by the tests below
-            result.error = err
-    return result
-
 
 def _require_chapter(book: Build, stem: str) -> Path:
     executed = book.folder / "notebooks" / f"{stem}.ipynb"
@@ -189,7 +107,7 @@ def test_data_chapter_shows_its_source(book):
     _require_chapter(book, "data")
     if book.error is not None:
         pytest.fail(f"no HTML: the build failed:\n{book.error}")
-    expected = "full" if _real_data_dir() else "bundled"
+    expected = "full" if real_data_dir() else "bundled"
     html = (book.html / "notebooks" / "data.html").read_text(encoding="utf-8")
     assert f"{BANNER_TITLE}: mnist ({expected})" in html
     assert re.search(r"[0-9a-f]{64}", html), "no sha256 checksum shown"
@@ -209,7 +127,6 @@ def test_datasets_offered_for_download(book):
     if book.error is not None:
         pytest.fail(f"no HTML: the build failed:\n{book.error}")
     import hashlib
-    import json
 
     folder = book.html / "downloads" / "mnistnd"
     entries = json.loads((folder / "manifest.json").read_text())["datasets"]
@@ -220,3 +137,78 @@ def test_datasets_offered_for_download(book):
         assert e["file"] in (folder / "index.html").read_text()
     page = (book.html / "book" / "datasets.html").read_text(encoding="utf-8")
     assert "../downloads/mnistnd/index.html" in page
+
+
+def _machine_paths(book: Build) -> set[str]:
+    """Folders of the machine that built the book: artifacts, data, checkout and home."""
+    folders = {book.artifacts, book.data_dir, ROOT, Path.home()}
+    return {str(p) for f in folders for p in (f, f.resolve()) if len(p.parts) > 2}
+
+
+def _downloadable_notebooks(html: Path) -> dict[str, Path]:
+    """The ``.ipynb`` files the chapter pages link (the theme's download button), by link."""
+    found = {}
+    for stem in CHAPTERS:
+        page = html / "notebooks" / f"{stem}.html"
+        for href in re.findall(r'href="([^"#?]+\.ipynb)"', page.read_text(encoding="utf-8")):
+            target = (page.parent / href).resolve()
+            if target.is_relative_to(html.resolve()):
+                found[f"{stem}: {href}"] = target
+    return found
+
+
+def test_chapters_offer_their_notebook_for_download(book):
+    notebooks = _downloadable_notebooks(book.require_html())
+    offered = {link.split(":")[0] for link in notebooks}
+    assert offered == set(CHAPTERS), f"no .ipynb download on {set(CHAPTERS) - offered}"
+    assert all(path.is_file() for path in notebooks.values()), "download links a missing file"
+
+
+@pytest.mark.xfail(strict=True, reason="the staged notebooks keep papermill's injected values "
+                   "(artifacts_dir) and metadata; mnistnd.book must scrub them when staging")
+def test_downloadable_notebooks_carry_no_injected_path(book):
+    leaks = {}
+    for link, path in _downloadable_notebooks(book.require_html()).items():
+        nb = nbformat.read(path, as_version=4)
+        injected = [c.source for c in nb.cells
+                    if "injected-parameters" in c.metadata.get("tags", [])]
+        texts = [*injected, json.dumps(nb.metadata)]
+        found = [p for p in _machine_paths(book) if any(p in s for s in texts)]
+        if found:
+            leaks[link] = found
+    assert not leaks, f"machine paths in the injected cell or metadata: {leaks}"
+
+
+@pytest.mark.xfail(strict=True, reason="chapter outputs print absolute paths (data source "
+                   "banners, files written); they must print paths relative to their folder")
+def test_downloadable_notebooks_carry_no_machine_path(book):
+    leaks = {}
+    for link, path in _downloadable_notebooks(book.require_html()).items():
+        text = path.read_text(encoding="utf-8")
+        found = [p for p in _machine_paths(book) if p in text]
+        if found:
+            leaks[link] = found
+    assert not leaks, f"machine paths in downloadable notebooks: {leaks}"
+
+
+def _figure_numbers(page: Path) -> list[tuple[str, int]]:
+    """(chapter, figure) of each figure caption of a page: "Fig. 3.2" is ("3", 2)."""
+    found = re.findall(r'<span class="caption-number">Fig\. ([0-9A-Z]+)\.([0-9]+)\s*</span>',
+                       page.read_text(encoding="utf-8"))
+    return [(chapter, int(k)) for chapter, k in found]
+
+
+def test_figures_numbered_per_chapter(book):
+    html = book.require_html()
+    prefixes = {}
+    for stem in CHAPTERS:
+        numbers = _figure_numbers(html / "notebooks" / f"{stem}.html")
+        n_figures = len(_figure_cells(nbformat.read(_require_chapter(book, stem), as_version=4)))
+        assert len(numbers) >= n_figures, f"{stem}: figures without a 'Fig. <chapter>.<k>' number"
+        if not numbers:
+            continue
+        assert [k for _, k in numbers] == list(range(1, len(numbers) + 1)), stem
+        assert len({c for c, _ in numbers}) == 1, f"{stem}: one chapter number"
+        prefixes[stem] = numbers[0][0]
+    assert prefixes, "no numbered figure in the book"
+    assert len(set(prefixes.values())) == len(prefixes), f"chapter numbers repeat: {prefixes}"

@@ -10,6 +10,7 @@ with a repository URL.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import time
@@ -303,6 +304,18 @@ def test_repository_and_launch_buttons(tiny_book):
         assert binder and all(f"/v2/gh/{owner_name}/main" in a for a in binder), binder
 
 
+def test_each_script_once_and_a_colour_mode(tiny_book):
+    html, _ = tiny_book
+    for page in ("book/intro.html", "notebooks/tiny.html"):
+        text = (html / page).read_text(encoding="utf-8")
+        inline = re.findall(r"<script>(.*?)</script>", text, flags=re.S)
+        assert inline and len(inline) == len(set(inline)), f"{page}: an inline script repeated"
+        assert text.count("const THEBE_JS_URL") <= 1
+        sources = links(html / page).scripts
+        assert len(sources) == len(set(sources)), f"{page}: a script file repeated"
+        assert 'localStorage.getItem("mode") || "auto"' in text, "the theme's default mode"
+
+
 #: Typesets a page in node with the MathJax copy the page loads (``node typeset.js PAGE``) and
 #: prints the result. The speech engine bundled in MathJax asks node for packages a browser never
 #: loads and typesetting does not use; they are replaced by empty stand-ins.
@@ -349,3 +362,75 @@ def test_shipped_mathjax_typesets_the_page(tiny_book, tmp_path):
     assert typeset.count("<mjx-container") == 2
     assert 'display="true"' in typeset
     assert "\\(" not in typeset and "\\[" not in typeset, "raw TeX left in the page"
+
+
+# ---------------------------------------------------------------- figures numbered per chapter
+
+#: a 1x1 PNG, the output of a figure cell
+PIXEL_PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9aw"
+             "AAAABJRU5ErkJggg==")
+
+
+def figure_notebook(title: str, n_figures: int) -> nbformat.NotebookNode:
+    """A chapter with ``n_figures`` captioned figure cells (MyST-NB ``mystnb.figure``)."""
+    nb = new_notebook(metadata=executed_notebook().metadata)
+    nb.cells = [new_markdown_cell(f"# {title}")]
+    for k in range(n_figures):
+        cell = new_code_cell("fig", execution_count=k + 1, outputs=[new_output(
+            "display_data", data={"image/png": PIXEL_PNG, "text/plain": "<Figure>"})])
+        cell.metadata["mystnb"] = {"figure": {"caption": f"Figure {k} of {title}",
+                                              "name": f"fig-{title.lower()}-{k}"}}
+        nb.cells.append(cell)
+    return nb
+
+
+@pytest.fixture(scope="module")
+def numbered_book(tmp_path_factory) -> Path:
+    """HTML of a book with the numbering of ``_toc.yml``: two numbered parts, the last lettered.
+
+    The chapters are those of the first numbered part of the book (three notebooks with 2, 0 and
+    3 figures) and of its last part (one notebook with 2 figures).
+    """
+    base = tmp_path_factory.mktemp("numbered_book")
+    stage = base / "_book"
+    (stage / "notebooks").mkdir(parents=True)
+    (stage / "_config.yml").write_bytes(staged_config((ROOT / "_config.yml").read_bytes(), None))
+    (stage / "book").mkdir()
+    shutil.copy(ROOT / "book" / "references.bib", stage / "book" / "references.bib")
+    (stage / "index.md").write_text("# Index\n")
+    chapters = {"one": 2, "two": 0, "three": 3, "appendix": 2}
+    for stem, n in chapters.items():
+        nbformat.write(figure_notebook(stem.title(), n), stage / "notebooks" / f"{stem}.ipynb")
+    real = [p for p in yaml.safe_load((ROOT / "_toc.yml").read_text())["parts"]
+            if p.get("numbered")]
+    options = ("numbered", "style", "restart_numbering")
+    parts = [{k: p[k] for k in options if k in p} for p in (real[0], real[-1])]
+    parts[0]["chapters"] = [{"file": f"notebooks/{s}"} for s in ("one", "two", "three")]
+    parts[1]["chapters"] = [{"file": "notebooks/appendix"}]
+    for k, part in enumerate(parts):
+        part["caption"] = f"Part {k}"
+    (stage / "_toc.yml").write_text(yaml.safe_dump(
+        {"format": "jb-book", "root": "index", "parts": parts}, sort_keys=False))
+    return book_module._jupyter_book(stage, base)
+
+
+def figure_numbers(page: Path) -> list[str]:
+    """The numbers of the figure captions of a page, in order ("3.1", "A.2")."""
+    text = page.read_text(encoding="utf-8")
+    return re.findall(r'<span class="caption-number">Fig\. ([0-9A-Z.]+)\s*</span>', text)
+
+
+def test_numbered_parts_of_the_toc():
+    parts = yaml.safe_load((ROOT / "_toc.yml").read_text())["parts"]
+    chapters = [p for p in parts if any(c["file"].startswith("notebooks/") for c in p["chapters"])]
+    assert chapters and all(p.get("numbered") for p in chapters), "every part with chapters"
+    config = book_config()["sphinx"]["config"]
+    assert config["numfig"] is True and config["numfig_secnum_depth"] == 1
+
+
+def test_figures_numbered_per_chapter(numbered_book):
+    pages = numbered_book / "notebooks"
+    assert figure_numbers(pages / "one.html") == ["1.1", "1.2"]
+    assert figure_numbers(pages / "two.html") == []
+    assert figure_numbers(pages / "three.html") == ["3.1", "3.2", "3.3"], "restarts per chapter"
+    assert figure_numbers(pages / "appendix.html") == ["A.1", "A.2"], "appendices lettered"
