@@ -171,6 +171,8 @@ def test_table1_beside_paper():
     assert out.loc[0, "DBCV paper"] == M.TABLE1["DBCV"][2]
     assert np.isnan(out.loc[5, "DISCO paper"])
     assert "DISCO paper" not in ours.columns
+    stale = ours.assign(**{"DBCV paper": 0.0})
+    pd.testing.assert_frame_equal(M.table1_beside_paper(stale), out)
 
 
 def test_variants_beside_paper_and_closest():

@@ -178,9 +178,10 @@ def app_e_claims(peaks: pd.DataFrame) -> pd.DataFrame:
 def table1_beside_paper(table: pd.DataFrame) -> pd.DataFrame:
     """:func:`mnistnd.validity.indices_table`'s table with ``<index> paper`` after each index.
 
-    The paper's value is NaN for a dimension Table 1 does not have.
+    The paper's value (:data:`TABLE1`) is NaN for a dimension Table 1 does not have; a
+    ``<index> paper`` column already in ``table`` is replaced.
     """
-    out = table.copy()
+    out = table.drop(columns=[f"{name} paper" for name in TABLE1], errors="ignore")
     for name, values in TABLE1.items():
         out.insert(out.columns.get_loc(name) + 1, f"{name} paper",
                    out["d"].map(values).astype(float))
