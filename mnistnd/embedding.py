@@ -41,7 +41,6 @@ from mnistnd._io import atomic_write
 
 __all__ = [
     "PAPER_PERCENTILES",
-    "PAPER_RF_ACCURACY",
     "ForestAccuracy",
     "centre_indices",
     "clear_centres",
@@ -62,8 +61,6 @@ __all__ = [
     "tsne_maps",
 ]
 
-#: The paper's cross-validated random-forest accuracy, "~90%" at every dimension (Fig. 1D).
-PAPER_RF_ACCURACY = 0.90
 #: Distance percentiles used as the density-peaks radius in the paper's Appendix E.
 PAPER_PERCENTILES = (0.01, 0.1, 0.3, 0.5, 1.0, 2.0, 3.0, 5.0)
 #: Default gap-rule threshold of :func:`clear_centres` (see its docstring for the reasons).
@@ -362,26 +359,28 @@ def forest_accuracy_table(
     return pd.DataFrame(rows)
 
 
-def forest_accuracy_summary(table: pd.DataFrame, paper: float = PAPER_RF_ACCURACY) -> pd.DataFrame:
-    """Mean ± sd per dimension of :func:`forest_accuracy_table`, beside the paper's value.
+def forest_accuracy_summary(table: pd.DataFrame, paper: float | None = None) -> pd.DataFrame:
+    """Mean ± sd per dimension of :func:`forest_accuracy_table`, beside a reference value.
 
     Parameters
     ----------
     table
         Output of :func:`forest_accuracy_table`.
     paper
-        The paper's accuracy (about 0.90 at every dimension).
+        A reported accuracy to compare with (the MNIST-Nd paper's is
+        :data:`mnistnd.papers.mnist_nd.RF_ACCURACY`); ``None`` adds no comparison.
 
     Returns
     -------
     pandas.DataFrame
-        Indexed by ``latent_dim``: ``mean``, ``sd`` (over folds, ``ddof=1``), ``n_folds``,
-        ``paper`` and ``difference`` (ours minus the paper's).
+        Indexed by ``latent_dim``: ``mean``, ``sd`` (over folds, ``ddof=1``), ``n_folds``; with
+        ``paper`` given also ``paper`` and ``difference`` (ours minus the paper's).
     """
     g = table.groupby("latent_dim")["accuracy"]
     out = pd.DataFrame({"mean": g.mean(), "sd": g.std(ddof=1), "n_folds": g.size()})
-    out["paper"] = paper
-    out["difference"] = out["mean"] - paper
+    if paper is not None:
+        out["paper"] = check_float("paper", paper, minimum=0.0, maximum=1.0)
+        out["difference"] = out["mean"] - out["paper"]
     return out
 
 

@@ -59,9 +59,12 @@ def test_forest_table_and_summary(tmp_path):
     again = emb.forest_accuracy_table(data, n_splits=4, n_estimators=10, cache_dir=tmp_path,
                                       progress=False)
     pd.testing.assert_frame_equal(table, again)
-    summ = emb.forest_accuracy_summary(table)
+    summ = emb.forest_accuracy_summary(table, paper=0.75)
     assert list(summ.index) == [2, 4]
-    np.testing.assert_allclose(summ["difference"], summ["mean"] - 0.90)
+    np.testing.assert_allclose(summ["difference"], summ["mean"] - 0.75)
+    assert "difference" not in emb.forest_accuracy_summary(table).columns
+    with pytest.raises(ValueError, match="paper"):
+        emb.forest_accuracy_summary(table, paper=90)
 
 
 # ------------------------------------------------------------------ t-SNE

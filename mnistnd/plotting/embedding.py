@@ -36,7 +36,7 @@ def _panels(n: int, ncols: int, size=(2.6, 2.4)):
     return fig, axes
 
 
-def forest_accuracy(table: pd.DataFrame, paper: float | None = 0.90):
+def forest_accuracy(table: pd.DataFrame, paper: float | None = None):
     """Fig. 1D: cross-validated random-forest accuracy per latent dimension, beside the paper's.
 
     Parameters
@@ -45,8 +45,8 @@ def forest_accuracy(table: pd.DataFrame, paper: float | None = 0.90):
         Tidy table with columns ``latent_dim``, ``fold``, ``accuracy``
         (:func:`mnistnd.embedding.forest_accuracy_table`).
     paper
-        The paper's accuracy (about 0.90 at every dimension), drawn as a dashed line; ``None``
-        leaves it out.
+        The paper's accuracy at every dimension (:data:`mnistnd.papers.mnist_nd.RF_ACCURACY`),
+        drawn as a dashed line; ``None`` leaves it out.
     """
     dims = sorted(table["latent_dim"].unique())
     pos = np.arange(len(dims))
