@@ -20,7 +20,7 @@ from mnistnd.validity.disco import disco, disco_samples
 from mnistnd.validity.s_dbw import s_dbw
 from mnistnd.validity.table import (
     INDEX_VARIANTS,
-    PAPER_TABLE1,
+    TABLE1_INDICES,
     index_variants,
     indices_table,
     score_all,
@@ -28,7 +28,7 @@ from mnistnd.validity.table import (
 
 __all__ = [
     "INDEX_VARIANTS",
-    "PAPER_TABLE1",
+    "TABLE1_INDICES",
     "dbcv",
     "dcsi",
     "density_peaks",

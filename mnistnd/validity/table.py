@@ -11,13 +11,8 @@ from mnistnd.validity.dcsi import dcsi
 from mnistnd.validity.disco import disco
 from mnistnd.validity.s_dbw import s_dbw
 
-#: Table 1 of MNIST-Nd (App. D): index -> {latent dimension: value}.
-PAPER_TABLE1 = {
-    "DISCO": {2: -0.05, 4: -0.10, 8: -0.02, 16: -0.01, 32: -0.02, 64: -0.02},
-    "DBCV": {2: -1.0, 4: -0.92, 8: -0.77, 16: -0.65, 32: -0.63, 64: -0.56},
-    "DCSI": {2: 0.16, 4: 0.35, 8: 0.48, 16: 0.46, 32: 0.46, 64: 0.44},
-    "S_Dbw": {2: 0.87, 4: 0.78, 8: 0.68, 16: 0.81, 32: 0.86, 64: 0.88},
-}
+#: The indices of Table 1, in its column order.
+TABLE1_INDICES = ("DISCO", "DBCV", "DCSI", "S_Dbw")
 
 
 def _scores(calls: dict) -> dict:
@@ -165,8 +160,9 @@ def indices_table(datasets, min_points: int = 5):
     Returns
     -------
     pandas.DataFrame
-        One row per latent dimension ``d``: ``n_points``, our value of each index, the paper's
-        value (``<index> paper``), seconds taken, and notes for undefined indices.
+        One row per latent dimension ``d``: ``n_points``, our value of each index, seconds
+        taken, and notes for undefined indices (the paper's values are put beside them by
+        :func:`mnistnd.papers.mnist_nd.table1_beside_paper`).
     """
     import time
 
@@ -178,9 +174,8 @@ def indices_table(datasets, min_points: int = 5):
         t0 = time.perf_counter()
         scores = score_all(X, labels, min_points=min_points)
         row = {"d": int(d), "n_points": int(np.asarray(X).shape[0])}
-        for name in PAPER_TABLE1:
+        for name in TABLE1_INDICES:
             row[name] = scores[name]
-            row[f"{name} paper"] = PAPER_TABLE1[name].get(int(d))
         row["S_Dbw (2001)"] = scores["S_Dbw (2001)"]
         row["notes"] = "; ".join(f"{k[:-5]}: {v}" for k, v in scores.items() if k.endswith("note"))
         row["seconds"] = time.perf_counter() - t0
