@@ -22,6 +22,8 @@ epochs of some models and checks that the history equals the shipped one bit for
 
 from __future__ import annotations
 
+import copy
+import functools
 import io
 import json
 import platform
@@ -115,8 +117,15 @@ def _read_manifest(path: Path, label: str) -> dict:
     if not path.is_file():
         raise ReleaseError(f"{label}: manifest file {str(path)!r} is missing; "
                            "reinstall the package or rebuild with `mnistnd release build`")
+    stat = path.stat()
+    # parsed once per file version; every caller gets its own copy to change at will
+    return copy.deepcopy(_parse_manifest(str(path), stat.st_mtime_ns, stat.st_size, label))
+
+
+@functools.lru_cache(maxsize=16)
+def _parse_manifest(path: str, _mtime_ns: int, _size: int, label: str) -> dict:
     try:
-        content = json.loads(path.read_text())
+        content = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise ReleaseError(f"{label}: manifest file {str(path)!r} is not "
                            f"readable JSON ({err})") from err

@@ -157,3 +157,9 @@ def test_release_verify_one_epoch_bit_for_bit(shared_data_dir):
                          check=False)
     assert out.returncode == 0, out.stderr
     assert "bit for bit" in out.stdout and "identical" in out.stdout
+
+
+def test_manifest_is_a_fresh_copy_each_call():
+    first = release.manifest()
+    first["files"].clear()
+    assert release.manifest()["files"], "a caller's change must not reach the next caller"
