@@ -48,6 +48,7 @@ __all__ = [
     "select_expert_count",
     "separation",
     "similarity_probe",
+    "sweep_summary",
     "similarity_projection",
     "train_digit_classifier",
     "train_moe",
@@ -689,6 +690,29 @@ def generation_sweep(model, classifier, mapping: dict,
         confusion[phi] = _confusion(np.concatenate(requested), np.concatenate(assigned),
                                     classes=list(mapping.values()))
     return pd.DataFrame(rows), confusion
+
+
+def sweep_summary(scores: pd.DataFrame) -> pd.DataFrame:
+    """Summarise :func:`generation_sweep` per threshold, over the components.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``threshold``: ``accuracy`` and ``own_clustering`` (means over the
+        components of ``accuracy`` and ``model_accuracy``; a component without images is left
+        out), ``draws_per_image`` (all draws over all images kept at that threshold).
+    """
+    missing = {"threshold", "accuracy", "model_accuracy", "n_drawn", "n_images"} - set(scores)
+    if missing:
+        raise ValueError(f"scores lacks the column(s) {sorted(missing)}; pass the scores of "
+                         "generation_sweep")
+    groups = scores.groupby("threshold", sort=True)
+    totals = groups[["n_drawn", "n_images"]].sum()
+    return pd.DataFrame({
+        "accuracy": groups["accuracy"].mean(),
+        "own_clustering": groups["model_accuracy"].mean(),
+        "draws_per_image": totals["n_drawn"] / totals["n_images"].where(totals["n_images"] > 0),
+    })
 
 
 def _judge_component(model, is_vade, classifier, mapping, k, n, phi, seed, max_draws) -> dict:

@@ -250,6 +250,10 @@ def test_generation_sweep_vade_thresholds_and_judges():
     assert rejected["accuracy"].isna().all() and rejected["draws_per_image"].isna().all()
     assert confusion[0.0].values.sum() == 20 and confusion[0.0].loc[3, 7] == 10
     assert confusion[0.6].values.sum() == 0 and set(confusion[0.6].index) == {3, 7}
+    summary = moe.sweep_summary(scores)
+    assert summary.index.tolist() == [0.0, 0.4, 0.6]
+    assert summary.loc[0.0, "accuracy"] == 0.5 and summary.loc[0.4, "draws_per_image"] == 1.0
+    assert np.isnan(summary.loc[0.6, "accuracy"]) and np.isnan(summary.loc[0.6, "draws_per_image"])
     with pytest.raises(ValueError, match="thresholds"):
         moe.generation_sweep(model, _ConstantClassifier(7), mapping, thresholds=[1.0])
     with pytest.raises(TypeError, match="VaDE or a MoESimVAE"):
