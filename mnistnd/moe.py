@@ -228,12 +228,11 @@ def train_vade(
 ):
     """Build a :class:`~mnistnd.models.VaDE`, pretrain it, and train it on its negative ELBO.
 
-    The VaDE counterpart of :func:`train_moe`, with the same seeded training/validation split.
-    As in the VaDE paper, the encoder mean and decoder are first trained as an autoencoder and
-    the Gaussian-mixture prior is set to a diagonal GMM fitted to the pretrained codes of the
-    training part (:meth:`~mnistnd.models.VaDE.pretrain`); then networks and prior are trained
-    together (:func:`mnistnd.training.fit`). The model is built first, so bad model arguments
-    (``n_clusters`` below 2 ...) raise before any training.
+    The VaDE counterpart of :func:`train_moe` (same seeded split). As in the VaDE paper, the
+    encoder mean and decoder are first trained as an autoencoder and the mixture prior is set to
+    a diagonal GMM of the training part's pretrained codes (:meth:`~mnistnd.models.VaDE.pretrain`);
+    then networks and prior are trained together (:func:`mnistnd.training.fit`). The model is
+    built first, so bad model arguments (``n_clusters`` below 2 ...) raise before any training.
 
     Parameters
     ----------
