@@ -3,18 +3,22 @@
 * :func:`similarity_projection`: the per-sample projection (UMAP or PCA) from which each batch's
   kNN similarity matrix is built inside :meth:`mnistnd.models.MoESimVAE.loss`.
 * :func:`train_moe`: builds a :class:`~mnistnd.models.MoESimVAE` and trains it with
-  :func:`mnistnd.training.fit` on ``(X, projection)``.
+  :func:`mnistnd.training.fit` on ``(X, projection)``; :func:`train_vade` does the same for the
+  baseline :class:`~mnistnd.models.VaDE` (autoencoder pretraining, GMM prior from its codes).
 * :func:`cluster_scores`: NMI (scikit-learn), clustering accuracy and F-measure
   (:mod:`mnistnd.metrics`) of a labeling against reference classes.
 * :func:`mmd2` and :func:`mmd_matrix`: the unbiased MMD^2 estimate with an RBF kernel (paper 002,
   SI A.2, Eq. 14) between clusters of the latent space; :func:`separation` summarises it.
 * :func:`generation_confusion`: sample each mixture component, decode with its expert, classify
   the images with a classifier trained on real data (:func:`train_digit_classifier`).
+  :func:`generation_sweep` does it for either model over VaDE's posterior thresholds phi (SI
+  Figs. B.4-B.6), and :func:`latent_draws` samples the components' codes for their MMD (B.3).
 * :func:`make_gaussian_mixture` and :func:`cluster_number_study`: synthetic Gaussian mixtures with
   random parameters, and how many experts the model really uses for each true number of
   components (paper 002, SI B.1), with :func:`check_study_sizes` refusing fewer experts than
-  components before any training; :func:`similarity_probe` shows why the similarity matrix
-  decides that number.
+  components before any training; :func:`expert_search` trains a grid of expert counts per data
+  set and :func:`select_expert_count` reads the number of clusters off the runs;
+  :func:`similarity_probe` shows why the similarity matrix decides that number.
 """
 
 from __future__ import annotations
@@ -28,20 +32,27 @@ from mnistnd._checks import check_choice, check_float, check_int, check_int_list
 from mnistnd.metrics import clustering_accuracy, contingency, f_measure, nmi
 
 __all__ = [
+    "PAPER_THRESHOLDS",
     "check_study_sizes",
     "cluster_number_study",
     "cluster_scores",
+    "expert_search",
     "experts_used",
     "generation_confusion",
+    "generation_sweep",
+    "latent_draws",
     "make_gaussian_mixture",
     "mmd2",
     "pbmc_input",
     "mmd_matrix",
+    "select_expert_count",
     "separation",
     "similarity_probe",
+    "sweep_summary",
     "similarity_projection",
     "train_digit_classifier",
     "train_moe",
+    "train_vade",
 ]
 
 
@@ -88,6 +99,23 @@ def similarity_projection(
 
 
 # --------------------------------------------------------------------------- training
+def _check_unit_data(X) -> np.ndarray:
+    """``X`` as float32 after checking it lies in [0, 1] (both models use a BCE loss)."""
+    X = check_matrix("X", X, min_samples=2, dtype=np.float32)
+    if X.min() < 0 or X.max() > 1:
+        raise ValueError(f"X must be scaled to [0, 1] (BCE loss), got range [{X.min()}, {X.max()}]")
+    return X
+
+
+def _split(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded training and validation indices; ``round(val_fraction * n)`` go to validation."""
+    val_fraction = check_float("val_fraction", val_fraction, minimum=0.0, maximum=1.0,
+                               open_high=True)
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = int(round(val_fraction * n))
+    return order[n_val:], order[:n_val]
+
+
 def train_moe(
     X,
     projection=None,
@@ -141,9 +169,7 @@ def train_moe(
     from mnistnd.models.moe_sim_vae import MoESimVAE
     from mnistnd.training import fit
 
-    X = check_matrix("X", X, min_samples=2, dtype=np.float32)
-    if X.min() < 0 or X.max() > 1:
-        raise ValueError(f"X must be scaled to [0, 1] (BCE loss), got range [{X.min()}, {X.max()}]")
+    X = _check_unit_data(X)
     n = X.shape[0]
     if projection is not None:
         projection = check_matrix("projection", projection, dtype=np.float32)
@@ -154,11 +180,8 @@ def train_moe(
     if knn_k >= batch_size:
         raise ValueError(f"knn_k={knn_k} must be smaller than batch_size={batch_size}")
     seed = check_int("seed", seed, minimum=0)
-    val_fraction = check_float("val_fraction", val_fraction, minimum=0.0, maximum=1.0,
-                               open_high=True)
-    order = np.random.default_rng(seed).permutation(n)
-    n_val = int(round(val_fraction * n))
-    val_idx, train_idx = order[:n_val], order[n_val:]
+    train_idx, val_idx = _split(n, val_fraction, seed)
+    n_val = len(val_idx)
     last = len(train_idx) % batch_size
     if 0 < last <= knn_k:  # a last batch this small cannot hold knn_k neighbours per sample
         train_idx = train_idx[: len(train_idx) - last]
@@ -181,6 +204,87 @@ def train_moe(
         num_threads=num_threads,
     )
     model.update_means(X)
+    return model, history
+
+
+def train_vade(
+    X,
+    *,
+    n_clusters: int = 10,
+    n_latent: int = 10,
+    hidden: Sequence[int] = (500, 500, 2000),
+    pretrain_epochs: int = 10,
+    epochs: int = 20,
+    batch_size: int = 100,
+    lr: float = 2e-3,
+    seed: int = 0,
+    device: str = "auto",
+    val_fraction: float = 0.1,
+    patience: int | None = None,
+    checkpoint_dir=None,
+    progress: bool = True,
+    num_threads: int | None = None,
+    **model_kwargs,
+):
+    """Build a :class:`~mnistnd.models.VaDE`, pretrain it, and train it on its negative ELBO.
+
+    The VaDE counterpart of :func:`train_moe` (same seeded split). As in the VaDE paper, the
+    encoder mean and decoder are first trained as an autoencoder and the mixture prior is set to
+    a diagonal GMM of the training part's pretrained codes (:meth:`~mnistnd.models.VaDE.pretrain`);
+    then networks and prior are trained together (:func:`mnistnd.training.fit`). The model is
+    built first, so bad model arguments (``n_clusters`` below 2 ...) raise before any training.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Data in [0, 1].
+    n_clusters, n_latent, hidden
+        Model size (see :class:`~mnistnd.models.VaDE`; the paper: 10, 10, (500, 500, 2000)).
+    pretrain_epochs : int
+        Autoencoder epochs before the GMM initialisation (>= 1).
+    epochs, batch_size, lr, seed, device, patience, progress, num_threads
+        Passed to both stages of :func:`mnistnd.training.fit` (the VaDE paper: batch 100,
+        learning rate 0.002). ``seed`` also seeds the weights and the GMM.
+    val_fraction : float
+        Held-out fraction for the validation loss, in [0, 1).
+    checkpoint_dir : path, optional
+        Checkpoints of the two stages go to its ``pretrain`` and ``train`` subfolders.
+    **model_kwargs
+        Further :class:`~mnistnd.models.VaDE` arguments (``activation``).
+
+    Returns
+    -------
+    model : VaDE
+        Trained, in eval mode.
+    history : pandas.DataFrame
+        Both stages' :func:`~mnistnd.training.fit` histories, one after the other, with a
+        ``stage`` column (``"pretrain"`` or ``"train"``).
+    """
+    from pathlib import Path
+
+    import torch
+
+    from mnistnd.models.vade import VaDE
+    from mnistnd.training import fit
+
+    X = _check_unit_data(X)
+    seed = check_int("seed", seed, minimum=0)
+    train_idx, val_idx = _split(X.shape[0], val_fraction, seed)
+    torch.manual_seed(seed)  # initial weights
+    model = VaDE(n_input=X.shape[1], n_latent=n_latent, n_clusters=n_clusters, hidden=hidden,
+                 random_state=seed, **model_kwargs)
+    pretrain_epochs = check_int("pretrain_epochs", pretrain_epochs, minimum=1)
+    X_val = X[val_idx] if len(val_idx) else None
+    folders = {stage: None if checkpoint_dir is None else Path(checkpoint_dir) / stage
+               for stage in ("pretrain", "train")}
+    options = dict(X_val=X_val, val_fraction=0.0, batch_size=batch_size, lr=lr, seed=seed,
+                   device=device, patience=patience, progress=progress, num_threads=num_threads)
+    pre = model.pretrain(X[train_idx], epochs=pretrain_epochs,
+                         checkpoint_dir=folders["pretrain"], **options)
+    main = fit(model, X[train_idx], epochs=epochs, checkpoint_dir=folders["train"], **options)
+    model.eval()
+    history = pd.concat([pre.assign(stage="pretrain"), main.assign(stage="train")],
+                        ignore_index=True)
     return model, history
 
 
@@ -409,15 +513,230 @@ def generation_confusion(model, classifier, mapping: dict, n_per_expert: int = 5
     images, comp, gated = model.generate(n_per_expert, experts=components, seed=seed)
     target = np.array([mapping[int(c)] for c in comp])
     predicted = classifier.predict(images)
-    classes = np.unique(np.concatenate([target, predicted]))
-    confusion = pd.crosstab(pd.Categorical(target, categories=classes),
-                            pd.Categorical(predicted, categories=classes),
-                            rownames=["requested"], colnames=["classified"], dropna=False)
+    confusion = _confusion(target, predicted)
     return {
         "images": images, "component": comp, "target": target, "predicted": predicted,
         "gated": gated, "accuracy": float(np.mean(predicted == target)),
         "gate_agreement": float(np.mean(gated == comp)), "confusion": confusion,
     }
+
+
+def _confusion(target, predicted, classes=()) -> pd.DataFrame:
+    """Count requested (rows) against classified (columns) classes, every class on both.
+
+    ``classes`` are shown even when absent from both (e.g. no image generated for them).
+    """
+    target, predicted = np.asarray(target), np.asarray(predicted)
+    parts = [target, predicted] + ([np.asarray(classes)] if len(classes) else [])
+    classes = np.unique(np.concatenate(parts))
+    table = np.zeros((len(classes), len(classes)), dtype=np.int64)
+    np.add.at(table, (np.searchsorted(classes, target), np.searchsorted(classes, predicted)), 1)
+    return pd.DataFrame(table, index=pd.Index(classes, name="requested"),
+                        columns=pd.Index(classes, name="classified"))
+
+
+#: Posterior thresholds phi of paper 002 (SI Figs. B.4 and B.6): VaDE keeps a latent draw of
+#: component c only when p(c | z) > phi; 0.999 is the VaDE authors' default.
+PAPER_THRESHOLDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.999)
+
+
+def _check_generator(model) -> bool:
+    """Return ``True`` for a VaDE, ``False`` for a MoE-Sim-VAE; ``TypeError`` otherwise."""
+    from mnistnd.models.moe_sim_vae import MoESimVAE
+    from mnistnd.models.vade import VaDE
+
+    if isinstance(model, VaDE):
+        return True
+    if isinstance(model, MoESimVAE):
+        return False
+    raise TypeError(f"model must be a VaDE or a MoESimVAE, got {type(model).__name__}")
+
+
+def _component_codes(model, is_vade: bool, component: int, n: int, threshold: float, seed: int,
+                     max_draws: int | None):
+    """``(z, n_drawn)``: VaDE draws above its posterior threshold, MoE draws around ``mu_k``."""
+    import torch
+
+    if is_vade:
+        return model.sample_latent(n, component, threshold=threshold, seed=seed,
+                                   max_draws=max_draws)
+    gen = torch.Generator().manual_seed(seed)  # as MoESimVAE.generate: z ~ N(mu_k, I)
+    eps = torch.randn(n, model.code_size, generator=gen).to(model.means_.device)
+    return model.means_[component] + eps, n
+
+
+def latent_draws(model, n_per_component: int, *, components: Sequence[int] | None = None,
+                 threshold: float = 0.0, seed: int = 0, max_draws: int | None = None):
+    """Latent codes sampled from each mixture component of a VaDE or a MoE-Sim-VAE.
+
+    A VaDE draws from its prior component and keeps a draw only when ``p(c | z) > threshold``
+    (:meth:`~mnistnd.models.VaDE.sample_latent`); a MoE-Sim-VAE draws ``z ~ N(mu_k, I)`` around
+    its cluster centres and never rejects a draw (paper 002 thresholds only VaDE). Paper 002
+    (SI Fig. B.3) compares the components' draws by their MMD (:func:`mmd_matrix`), VaDE's at
+    ``threshold = 0.8``.
+
+    Parameters
+    ----------
+    model : VaDE or MoESimVAE
+        Trained model (a MoE-Sim-VAE with :meth:`~mnistnd.models.MoESimVAE.update_means` done).
+    n_per_component : int
+        Codes per component (fewer for a VaDE component whose draws rarely pass ``threshold``).
+    components : sequence of int, optional
+        Which components; default all (VaDE) or those with samples (MoE-Sim-VAE).
+    threshold : float
+        VaDE's posterior threshold, in [0, 1); not used for a MoE-Sim-VAE.
+    seed : int
+        Seed of the draws (component ``i`` in the list uses ``seed + i``).
+    max_draws : int, optional
+        VaDE: draws allowed per component (default ``1000 * n_per_component``).
+
+    Returns
+    -------
+    Z : numpy.ndarray of shape (n_codes, n_latent)
+    labels : numpy.ndarray of int
+        Component of each code.
+    """
+    is_vade = _check_generator(model)
+    n = check_int("n_per_component", n_per_component, minimum=1)
+    threshold = check_float("threshold", threshold, minimum=0.0, maximum=1.0, open_high=True)
+    seed = check_int("seed", seed, minimum=0)
+    components = _components(model, is_vade, components)
+    Z, labels = [], []
+    for i, k in enumerate(components):
+        z, _ = _component_codes(model, is_vade, k, n, threshold, seed + i, max_draws)
+        Z.append(z.detach().cpu().numpy())
+        labels.append(np.full(len(z), k))
+    return np.concatenate(Z), np.concatenate(labels)
+
+
+def _components(model, is_vade: bool, components) -> list[int]:
+    """Check the requested components against the model (default: every usable one)."""
+    n_total = model.n_clusters if is_vade else model.n_experts
+    if not is_vade and float(model.counts_.sum()) == 0:
+        raise RuntimeError("no cluster means yet: call model.update_means(X) first")
+    if components is None:
+        if is_vade:
+            return list(range(n_total))
+        return [int(k) for k in np.flatnonzero(model.counts_.cpu().numpy() > 0)]
+    components = check_int_list("components", list(components), minimum=0)
+    if max(components) >= n_total:
+        raise ValueError(f"components must lie in [0, {n_total - 1}], got {components}")
+    return components
+
+
+def generation_sweep(model, classifier, mapping: dict,
+                     thresholds: Sequence[float] = PAPER_THRESHOLDS, n_per_component: int = 500,
+                     seed: int = 0, max_draws: int | None = None):
+    """Score generation per component over posterior thresholds phi (paper 002, SI Fig. B.4).
+
+    For each threshold ``phi`` and each component ``k`` of ``mapping``, draws
+    ``n_per_component`` latent codes of ``k`` and decodes them: a VaDE keeps only draws with
+    ``p(k | z) > phi`` and decodes them with its single decoder; a MoE-Sim-VAE, which the paper
+    does not threshold, draws ``z ~ N(mu_k, I)`` and decodes with expert ``k``, so each ``phi``
+    is an independent repetition of the same generation (as in the paper). The images are
+    judged twice: by ``classifier`` (trained on real images) and by the model's own clustering
+    of the images mapped to classes with ``mapping`` (the paper's judge); a cluster absent from
+    ``mapping`` counts as wrong. Images are not kept, so ``n_per_component`` can be large.
+
+    Parameters
+    ----------
+    model : VaDE or MoESimVAE
+        Trained model (a MoE-Sim-VAE with :meth:`~mnistnd.models.MoESimVAE.update_means` done).
+    classifier
+        Fitted scikit-learn classifier on real images (:func:`train_digit_classifier`).
+    mapping : dict
+        Component -> class it represents (:func:`component_to_class` on training data).
+    thresholds : sequence of float
+        Posterior thresholds, each in [0, 1) (default: the paper's 0, 0.1, ..., 0.9, 0.999).
+    n_per_component : int
+        Images per component and threshold.
+    seed : int
+        Seed of all draws (each threshold and component gets its own stream).
+    max_draws : int, optional
+        VaDE: draws allowed per component and threshold (default ``1000 * n_per_component``);
+        a component whose draws rarely pass gets fewer images (``n_images``), none gives NaN.
+
+    Returns
+    -------
+    scores : pandas.DataFrame
+        One row per threshold and component: ``threshold``, ``component``, ``target``,
+        ``n_images``, ``n_drawn`` (draws up to the last image kept), ``draws_per_image``,
+        ``accuracy`` (classifier) and ``model_accuracy`` (the model's own clustering).
+    confusion : dict of float to pandas.DataFrame
+        Per threshold, requested class x class assigned by ``classifier`` (counts).
+    """
+    is_vade = _check_generator(model)
+    if not isinstance(mapping, dict) or not mapping:
+        raise ValueError("mapping must be a non-empty dict component -> class")
+    components = _components(model, is_vade, sorted(mapping))
+    if isinstance(thresholds, (str, bytes)) or not isinstance(thresholds, Sequence) or not len(
+            thresholds):
+        raise TypeError(f"thresholds must be a non-empty sequence of numbers, got {thresholds!r}")
+    thresholds = [check_float(f"thresholds[{i}]", t, minimum=0.0, maximum=1.0, open_high=True)
+                  for i, t in enumerate(thresholds)]
+    n = check_int("n_per_component", n_per_component, minimum=1)
+    seeds = np.random.default_rng(check_int("seed", seed, minimum=0)).integers(
+        2**31, size=(len(thresholds), len(components)))
+    rows, confusion = [], {}
+    for i, phi in enumerate(thresholds):
+        requested, assigned = [], []
+        for j, k in enumerate(components):
+            row = _judge_component(model, is_vade, classifier, mapping, k, n, phi,
+                                   int(seeds[i, j]), max_draws)
+            assigned.append(row.pop("assigned"))
+            requested.append(np.full(len(assigned[-1]), mapping[k]))
+            rows.append({"threshold": phi, **row})
+        confusion[phi] = _confusion(np.concatenate(requested), np.concatenate(assigned),
+                                    classes=list(mapping.values()))
+    return pd.DataFrame(rows), confusion
+
+
+def sweep_summary(scores: pd.DataFrame) -> pd.DataFrame:
+    """Summarise :func:`generation_sweep` per threshold, over the components.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``threshold``: ``accuracy`` and ``own_clustering`` (means over the
+        components of ``accuracy`` and ``model_accuracy``; a component without images is left
+        out), ``draws_per_image`` (all draws over all images kept at that threshold).
+    """
+    missing = {"threshold", "accuracy", "model_accuracy", "n_drawn", "n_images"} - set(scores)
+    if missing:
+        raise ValueError(f"scores lacks the column(s) {sorted(missing)}; pass the scores of "
+                         "generation_sweep")
+    groups = scores.groupby("threshold", sort=True)
+    totals = groups[["n_drawn", "n_images"]].sum()
+    return pd.DataFrame({
+        "accuracy": groups["accuracy"].mean(),
+        "own_clustering": groups["model_accuracy"].mean(),
+        "draws_per_image": totals["n_drawn"] / totals["n_images"].where(totals["n_images"] > 0),
+    })
+
+
+def _judge_component(model, is_vade, classifier, mapping, k, n, phi, seed, max_draws) -> dict:
+    """Generate from component ``k`` at threshold ``phi`` and score the images (one row)."""
+    import torch
+
+    z, n_drawn = _component_codes(model, is_vade, k, n, phi, seed, max_draws)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            images = (model.decode(z) if is_vade else torch.sigmoid(model.experts[k](z)))
+            images = images.cpu().numpy()
+    finally:
+        model.train(was_training)
+    target, m = mapping[k], len(images)
+    if m == 0:  # no draw passed the threshold
+        return {"component": k, "target": target, "n_images": 0, "n_drawn": n_drawn,
+                "draws_per_image": np.nan, "accuracy": np.nan, "model_accuracy": np.nan,
+                "assigned": np.array([], dtype=np.asarray(list(mapping.values())).dtype)}
+    assigned = classifier.predict(images)
+    own = np.array([mapping.get(int(c)) == target for c in model.predict(images)])
+    return {"component": k, "target": target, "n_images": m, "n_drawn": n_drawn,
+            "draws_per_image": n_drawn / m, "accuracy": float(np.mean(assigned == target)),
+            "model_accuracy": float(np.mean(own)), "assigned": assigned}
 
 
 # --------------------------------------------------------------------------- PBMC
@@ -572,41 +891,161 @@ def similarity_probe(
     return pd.DataFrame(rows).T
 
 
-def check_study_sizes(n_components: Sequence[int], n_experts: int) -> tuple[list[int], int]:
-    """Check the sizes of :func:`cluster_number_study` before any data set is drawn.
+def check_study_sizes(n_components: Sequence[int], n_experts) -> tuple[list[int], int | list[int]]:
+    """Check the sizes of :func:`cluster_number_study` or :func:`expert_search` before any work.
 
     The study asks whether the model uses as many experts as there are components, so every
-    searched number must be reachable: ``n_experts`` may not be below the largest number of
-    components searched (with fewer experts, components must share experts whatever the model
-    learns, and a wrong count would say nothing about the model).
+    searched number must be reachable: the (largest) number of experts may not be below the
+    largest number of components searched (with fewer experts, components must share experts
+    whatever the model learns, and a wrong count would say nothing about the model).
 
     Parameters
     ----------
     n_components : sequence of int
         True numbers of mixture components searched (non-empty, each >= 1).
-    n_experts : int
-        Experts available to the model (>= 2).
+    n_experts : int or sequence of int
+        Experts available to the model (>= 2), or the grid of expert counts searched.
 
     Returns
     -------
     n_components : list of int
-    n_experts : int
+    n_experts : int, or sorted list of the distinct counts when a grid was given
 
     Raises
     ------
     TypeError, ValueError
-        Bad values; a ``ValueError`` naming both values when ``n_experts`` is below
+        Bad values; a ``ValueError`` naming both values when the largest ``n_experts`` is below
         ``max(n_components)``.
     """
     ks = check_int_list("n_components", n_components, minimum=1)
-    n_experts = check_int("n_experts", n_experts, minimum=2)
-    if n_experts < max(ks):
+    if isinstance(n_experts, (Sequence, np.ndarray)) and not isinstance(n_experts, (str, bytes)):
+        grid = sorted(set(check_int_list("n_experts", n_experts, minimum=2)))
+        largest, out = grid[-1], grid
+    else:
+        largest = out = check_int("n_experts", n_experts, minimum=2)
+    if largest < max(ks):
         raise ValueError(
             f"n_experts={n_experts} is below the largest number of components searched "
             f"(max(n_components)={max(ks)}, n_components={ks}): the model needs at least one "
             f"expert per component; use n_experts >= {max(ks)}"
         )
-    return ks, n_experts
+    return ks, out
+
+
+def expert_search(
+    n_components: Sequence[int],
+    n_experts: Sequence[int],
+    *,
+    n_samples: int = 2000,
+    n_features: int = 10,
+    seed: int = 0,
+    projection: str | None = "umap",
+    min_fraction: float = 0.01,
+    progress: bool = True,
+    **train_kwargs,
+) -> pd.DataFrame:
+    """Train MoE-Sim-VAE with every expert count of a grid on mixtures of known size.
+
+    Paper 002 (SI B.1, Fig. B.1) iterates the number of experts (2 to 40) for each number of
+    mixture components and reads the model's number of clusters as the experts it really uses.
+    For each true number of components ``k``, this draws one random Gaussian mixture
+    (:func:`make_gaussian_mixture`, seed ``seed + i`` for the ``i``-th number), computes its
+    similarity projection once (:func:`similarity_projection`; ``None`` uses the data), and
+    trains one model (:func:`train_moe`, same seed) for each grid count ``>= k``: with fewer
+    experts than components every expert is needed, so those runs cannot show whether the model
+    finds ``k``. :func:`select_expert_count` turns the runs into one estimate per data set.
+
+    Parameters
+    ----------
+    n_components : sequence of int
+        True numbers of mixture components, one data set each.
+    n_experts : sequence of int
+        Grid of expert counts; its largest must be ``>= max(n_components)``
+        (:func:`check_study_sizes`, before any data set is drawn).
+    n_samples, n_features : int
+        Size of each synthetic data set.
+    seed : int
+        Base seed of data sets and models.
+    projection : {"umap", "pca"} or None
+        Projection in which the batch similarity is computed.
+    min_fraction : float
+        Share of the samples an expert needs to count as used (:func:`experts_used`).
+    progress : bool
+        Show a progress bar over the data sets.
+    **train_kwargs
+        Passed to :func:`train_moe` (epochs, batch size, model and loss settings).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per run: ``true_components``, ``n_experts``, ``experts_used``, ``NMI``,
+        ``accuracy``, ``F-measure``, ``seconds`` (training), ``projection_seconds`` (the data
+        set's projection).
+    """
+    import time
+
+    from tqdm.auto import tqdm
+
+    if isinstance(n_experts, (str, bytes)) or not isinstance(n_experts, (Sequence, np.ndarray)):
+        raise TypeError(f"n_experts must be a sequence of expert counts, got {n_experts!r} "
+                        "(cluster_number_study trains a single count)")
+    ks, grid = check_study_sizes(n_components, n_experts)
+    if projection is not None:
+        check_choice("projection", projection, ("umap", "pca"))
+    rows = []
+    for i, k in enumerate(tqdm(ks, desc="GMM study", disable=not progress)):
+        t0 = time.perf_counter()
+        X, y, _ = make_gaussian_mixture(k, n_samples, n_features, seed=seed + i)
+        proj = None if projection is None else similarity_projection(X, projection, seed=seed + i)
+        t_proj = time.perf_counter() - t0
+        for n_exp in (e for e in grid if e >= k):
+            t0 = time.perf_counter()
+            model, _ = train_moe(X, proj, n_experts=n_exp, seed=seed + i, progress=False,
+                                 **train_kwargs)
+            pred = model.predict(X)
+            rows.append({"true_components": k, "n_experts": n_exp,
+                         "experts_used": experts_used(pred, n_exp, min_fraction),
+                         **{m: v for m, v in cluster_scores(y, pred).items() if m != "n_clusters"},
+                         "seconds": time.perf_counter() - t0, "projection_seconds": t_proj})
+    return pd.DataFrame(rows)
+
+
+def select_expert_count(runs: pd.DataFrame) -> pd.DataFrame:
+    """Estimate each data set's number of clusters from the runs of :func:`expert_search`.
+
+    The model chooses its number of clusters by leaving experts unused (paper 002: "a minimum
+    number of required experts ... were selected by the model"). A run that uses all its experts
+    may have needed more, so only runs with spare experts (``experts_used < n_experts``) vote;
+    the estimate is their most frequent count of experts used, the smaller on a tie. When every
+    run used all its experts the estimate is undetermined (NaN). The rule never looks at the true
+    number.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        Output of :func:`expert_search` (columns ``true_components``, ``n_experts``,
+        ``experts_used``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per true number of components: ``true_components``, ``estimate``, ``votes``
+        (runs with spare experts), ``runs``, ``used_at_largest`` (experts used with the largest
+        grid count), ``correct`` (estimate equals the true number).
+    """
+    missing = {"true_components", "n_experts", "experts_used"} - set(runs.columns)
+    if missing:
+        raise ValueError(f"runs lacks the column(s) {sorted(missing)}; pass expert_search's output")
+    rows = []
+    for k, group in runs.groupby("true_components", sort=True):
+        spare = group.loc[group["experts_used"] < group["n_experts"], "experts_used"]
+        counts = spare.value_counts()
+        estimate = float(min(counts.index[counts == counts.max()])) if len(counts) else np.nan
+        largest = group.loc[group["n_experts"].idxmax(), "experts_used"]
+        rows.append({"true_components": int(k), "estimate": estimate, "votes": len(spare),
+                     "runs": len(group), "used_at_largest": int(largest),
+                     "correct": bool(estimate == k)})
+    return pd.DataFrame(rows)
 
 
 def cluster_number_study(
@@ -623,11 +1062,9 @@ def cluster_number_study(
 ) -> pd.DataFrame:
     """Experts really used by MoE-Sim-VAE against the true number of mixture components.
 
-    For each true number of components, draws a random Gaussian mixture
-    (:func:`make_gaussian_mixture`), computes the similarity projection of the data
-    (:func:`similarity_projection`; ``projection=None`` uses the data themselves), trains a model
-    with ``n_experts`` experts (:func:`train_moe`) and counts the experts that receive at least
-    ``min_fraction`` of the samples (:func:`experts_used`).
+    :func:`expert_search` with a single expert count: for each true number of components, one
+    random Gaussian mixture, its similarity projection, one model with ``n_experts`` experts,
+    and the count of experts that receive at least ``min_fraction`` of the samples.
 
     How each batch's similarity matrix is built from the projection is a model argument passed
     in ``train_kwargs`` (``similarity_mode``, ``similarity_threshold``, ``knn_k``; see
@@ -643,18 +1080,8 @@ def cluster_number_study(
     n_experts : int
         Experts available to the model, at least ``max(n_components)``
         (:func:`check_study_sizes`, before any training).
-    n_samples, n_features : int
-        Size of each synthetic data set.
-    seed : int
-        Data set ``i`` and its model use seed ``seed + i``.
-    projection : {"umap", "pca"} or None
-        Projection in which the batch similarity is computed.
-    min_fraction : float
-        Share of the samples an expert needs to count as used.
-    progress : bool
-        Show a progress bar over the data sets.
-    **train_kwargs
-        Passed to :func:`train_moe` (epochs, batch size, model and loss settings).
+    n_samples, n_features, seed, projection, min_fraction, progress, **train_kwargs
+        See :func:`expert_search`.
 
     Returns
     -------
@@ -667,23 +1094,9 @@ def cluster_number_study(
     TypeError, ValueError
         Bad sizes (:func:`check_study_sizes`) or ``projection``, before any data set is drawn.
     """
-    import time
-
-    from tqdm.auto import tqdm
-
-    ks, n_experts = check_study_sizes(n_components, n_experts)
-    if projection is not None:
-        check_choice("projection", projection, ("umap", "pca"))
-    rows = []
-    for i, k in enumerate(tqdm(ks, desc="GMM study", disable=not progress)):
-        t0 = time.perf_counter()
-        X, y, _ = make_gaussian_mixture(k, n_samples, n_features, seed=seed + i)
-        proj = None if projection is None else similarity_projection(X, projection, seed=seed + i)
-        model, _ = train_moe(X, proj, n_experts=n_experts, seed=seed + i, progress=False,
-                             **train_kwargs)
-        pred = model.predict(X)
-        rows.append({"true_components": k, "n_experts": n_experts,
-                     "experts_used": experts_used(pred, n_experts, min_fraction),
-                     **{m: v for m, v in cluster_scores(y, pred).items() if m != "n_clusters"},
-                     "seconds": time.perf_counter() - t0})
-    return pd.DataFrame(rows)
+    _, n_experts = check_study_sizes(n_components, n_experts)
+    runs = expert_search(n_components, [n_experts], n_samples=n_samples, n_features=n_features,
+                         seed=seed, projection=projection, min_fraction=min_fraction,
+                         progress=progress, **train_kwargs)
+    runs["seconds"] += runs.pop("projection_seconds")
+    return runs

@@ -187,3 +187,37 @@ def test_pretrain_validates_before_training():
         model.pretrain(np.zeros((20, 5)), epochs=1)
     with pytest.raises(ValueError, match="epochs"):
         model.pretrain(np.zeros((20, 4)), epochs=0)
+
+
+def test_pretrain_initialises_prior_from_gmm_of_pretrained_codes():
+    X, _ = _patterns(n=120, n_features=16, seed=2)
+    torch.manual_seed(0)
+    model = VaDE(n_input=16, n_latent=2, n_clusters=3, hidden=(8,), random_state=5)
+    before = model.prior_means.detach().clone()
+    model.pretrain(X, epochs=2, batch_size=40, seed=0, device="cpu", progress=False,
+                   val_fraction=0.0, num_threads=1)
+    codes = model.transform(X)  # the pretrained encoder's means; pretraining left them here
+    ref = GaussianMixture(n_components=3, covariance_type="diag", random_state=5).fit(codes)
+    weights, means, variances = (t.detach().numpy() for t in model.prior_params())
+    np.testing.assert_allclose(means, ref.means_, atol=1e-5)
+    np.testing.assert_allclose(weights, ref.weights_, atol=1e-5)
+    np.testing.assert_allclose(variances, ref.covariances_, rtol=1e-4)
+    assert not torch.equal(model.prior_means.detach(), before)
+
+
+def test_sample_latent_counts_draws_to_the_last_kept_one():
+    model = VaDE(n_input=3, n_latent=1, n_clusters=2, hidden=(2,))
+    with torch.no_grad():
+        model.prior_means.copy_(torch.tensor([[-1.0], [1.0]]))
+    # equal weights and variances: p(0 | z) > 1/2 exactly when z < 0
+    z, n_drawn = model.sample_latent(5, 0, threshold=0.5, seed=4)
+    eps = torch.randn(256, 1, generator=torch.Generator().manual_seed(4))
+    stream = -1.0 + eps[:, 0]
+    passed = torch.nonzero(stream < 0).ravel()
+    assert n_drawn == int(passed[4]) + 1 and n_drawn > 5
+    torch.testing.assert_close(z[:, 0], stream[passed[:5]])
+    all_kept, n_all = model.sample_latent(5, 0, seed=4)
+    assert n_all == 5 and all_kept.shape == (5, 1)
+    # a threshold no draw passes: every allowed draw is spent and nothing is kept
+    none, spent = model.sample_latent(3, 0, threshold=0.999999, seed=0, max_draws=40)
+    assert none.shape == (0, 1) and spent == 40

@@ -342,27 +342,77 @@ class VaDE(nn.Module):
         return self.predict_proba(X, batch_size).argmax(axis=1)
 
     @torch.no_grad()
-    def generate(self, n: int, cluster: int, *, threshold: float = 0.0, seed: int = 0,
-                 max_draws: int | None = None) -> np.ndarray:
-        """Decode ``n`` latent samples of prior component ``cluster`` (Bernoulli means).
+    def sample_latent(self, n: int, cluster: int, *, threshold: float = 0.0, seed: int = 0,
+                      max_draws: int | None = None) -> tuple[torch.Tensor, int]:
+        """Draw codes of prior component ``cluster`` with ``p(c | z) > threshold``.
 
-        Draws ``z ~ N(mu_c, diag(sigma2_c))`` and returns ``sigmoid(decoder(z))``. With
-        ``threshold > 0`` a draw is kept only when ``p(c | z) > threshold``, the rejection step
-        of the authors' generation code (their default 0.999), which discards draws in the tails
-        where another component is more probable.
+        Draws ``z ~ N(mu_c, diag(sigma2_c))`` in chunks until ``n`` draws pass the threshold or
+        ``max_draws`` draws were made. With ``threshold > 0`` this is the rejection step of the
+        authors' generation code (their default 0.999), which discards draws in the tails where
+        another component is more probable; paper 002 (SI Fig. B.4) reports how many draws it
+        needs.
 
         Parameters
         ----------
         n : int
-            Number of images (>= 1).
+            Number of codes wanted (>= 1).
         cluster : int
             Component ``c`` in [0, n_clusters).
         threshold : float
             Minimum posterior ``p(c | z)`` of a kept draw, in [0, 1); 0 keeps every draw.
         seed : int
-            Seed of the latent draws (a private generator; torch's global one is untouched).
+            Seed of the draws (a private generator; torch's global one is untouched).
         max_draws : int, optional
             Give up after this many draws (default ``1000 * n``).
+
+        Returns
+        -------
+        z : torch.Tensor of shape (n_kept, n_latent)
+            The kept codes, ``n_kept <= n`` (fewer only when ``max_draws`` ran out).
+        n_drawn : int
+            Draws made up to and including the ``n``-th kept one (all draws when fewer passed),
+            so ``n_drawn / n_kept`` is the number of draws per kept code.
+        """
+        n = check_int("n", n, minimum=1)
+        cluster = check_int("cluster", cluster, minimum=0, maximum=self.n_clusters - 1)
+        threshold = check_float("threshold", threshold, minimum=0.0, maximum=1.0, open_high=True)
+        max_draws = 1000 * n if max_draws is None else check_int("max_draws", max_draws, minimum=n)
+        gen = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
+        _, means, variances = self.prior_params()
+        kept, n_kept, n_drawn = [], 0, 0
+        while n_kept < n and n_drawn < max_draws:
+            size = min(max(n, 256), max_draws - n_drawn)
+            eps = torch.randn(size, self.n_latent, generator=gen, dtype=means.dtype)
+            z = means[cluster] + torch.sqrt(variances[cluster]) * eps.to(means.device)
+            passed = torch.ones(size, dtype=torch.bool, device=z.device) if threshold == 0 else (
+                F.softmax(self.log_joint(z), dim=1)[:, cluster] > threshold)
+            index = torch.nonzero(passed).ravel()
+            if n_kept + len(index) >= n:  # stop counting at the n-th kept draw
+                index = index[: n - n_kept]
+                kept.append(z[index])
+                return torch.cat(kept), n_drawn + int(index[-1]) + 1
+            kept.append(z[index])
+            n_kept += len(index)
+            n_drawn += size
+        return torch.cat(kept), n_drawn
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Bernoulli means ``sigmoid(decoder(z))`` of latent codes, values in (0, 1)."""
+        return torch.sigmoid(self.decoder(z))
+
+    @torch.no_grad()
+    def generate(self, n: int, cluster: int, *, threshold: float = 0.0, seed: int = 0,
+                 max_draws: int | None = None) -> np.ndarray:
+        """Decode ``n`` latent samples of prior component ``cluster`` (Bernoulli means).
+
+        The codes come from :meth:`sample_latent` (with its posterior ``threshold``); the images
+        are ``sigmoid(decoder(z))``.
+
+        Parameters
+        ----------
+        n, cluster, threshold, seed, max_draws
+            See :meth:`sample_latent`.
 
         Returns
         -------
@@ -374,29 +424,14 @@ class VaDE(nn.Module):
         RuntimeError
             When fewer than ``n`` of ``max_draws`` draws pass ``threshold``.
         """
-        n = check_int("n", n, minimum=1)
-        cluster = check_int("cluster", cluster, minimum=0, maximum=self.n_clusters - 1)
-        threshold = check_float("threshold", threshold, minimum=0.0, maximum=1.0, open_high=True)
-        max_draws = 1000 * n if max_draws is None else check_int("max_draws", max_draws, minimum=n)
-        gen = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
-        _, means, variances = self.prior_params()
-        device = means.device
-        kept, n_kept, n_drawn = [], 0, 0
-        while n_kept < n and n_drawn < max_draws:
-            size = min(max(n, 256), max_draws - n_drawn)
-            eps = torch.randn(size, self.n_latent, generator=gen, dtype=means.dtype).to(device)
-            z = means[cluster] + torch.sqrt(variances[cluster]) * eps
-            n_drawn += size
-            if threshold > 0:
-                z = z[F.softmax(self.log_joint(z), dim=1)[:, cluster] > threshold]
-            kept.append(z)
-            n_kept += z.shape[0]
-        if n_kept < n:
+        z, n_drawn = self.sample_latent(n, cluster, threshold=threshold, seed=seed,
+                                        max_draws=max_draws)
+        if z.shape[0] < n:
             raise RuntimeError(
-                f"only {n_kept} of {n_drawn} draws from component {cluster} have p(c | z) > "
+                f"only {z.shape[0]} of {n_drawn} draws from component {cluster} have p(c | z) > "
                 f"threshold={threshold}; lower threshold or raise max_draws"
             )
-        return torch.sigmoid(self.decoder(torch.cat(kept)[:n])).cpu().numpy()
+        return self.decode(z).cpu().numpy()
 
     def n_parameters(self) -> int:
         """Return the number of trainable parameters (networks and prior)."""

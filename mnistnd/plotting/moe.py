@@ -14,9 +14,12 @@ from matplotlib import pyplot as plt
 from mnistnd.plotting import DIGIT_COLORS, heatmap, history_lines, long_history, panels
 
 __all__ = [
+    "confusion_grid",
     "confusion_heatmap",
+    "expert_search_heatmap",
     "experts_vs_components",
     "generated_grid",
+    "generation_vs_threshold",
     "latent_scatter",
     "loss_curves",
     "mmd_heatmaps",
@@ -189,5 +192,71 @@ def experts_vs_components(study: pd.DataFrame):
     ax.set_xlabel("true number of mixture components")
     ax.set_ylabel("number of experts used")
     ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def generation_vs_threshold(scores: dict[str, pd.DataFrame]):
+    """Plot generation accuracy and draws per image against the posterior threshold (Fig. B.4).
+
+    ``scores`` maps a model name to the ``scores`` of :func:`mnistnd.moe.generation_sweep`.
+    Left: the classifier's accuracy per component (thin lines) and its mean over components
+    (thick); right: latent draws per kept image, on a log scale.
+    """
+    import seaborn as sns
+
+    frame = pd.concat([s.assign(model=name) for name, s in scores.items()], ignore_index=True)
+    fig, (ax_acc, ax_draws) = plt.subplots(1, 2, figsize=(9.0, 3.6))
+    sns.lineplot(frame, x="threshold", y="accuracy", hue="model", units="component",
+                 estimator=None, lw=0.6, alpha=0.35, legend=False, ax=ax_acc)
+    sns.lineplot(frame, x="threshold", y="accuracy", hue="model", errorbar=None, lw=2.2,
+                 marker="o", ax=ax_acc)
+    ax_acc.set_ylim(-0.02, 1.02)
+    ax_acc.set_xlabel("posterior threshold $\\phi$")
+    ax_acc.set_ylabel("generated images of the requested class")
+    sns.lineplot(frame, x="threshold", y="draws_per_image", hue="model", errorbar=None,
+                 marker="o", legend=False, ax=ax_draws)
+    ax_draws.set_yscale("log")
+    ax_draws.set_xlabel("posterior threshold $\\phi$")
+    ax_draws.set_ylabel("latent draws per kept image (mean)")
+    fig.tight_layout()
+    return fig
+
+
+def confusion_grid(confusions: dict, ncols: int = 4, title: str = "$\\phi$ = {}"):
+    """Row-normalised confusion maps, one panel per key (e.g. per threshold, SI Fig. B.6)."""
+    import seaborn as sns
+
+    keys = list(confusions)
+    nrows = int(np.ceil(len(keys) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 2.5 * nrows), squeeze=False)
+    for ax in axes.ravel()[len(keys):]:
+        ax.set_axis_off()
+    for ax, key in zip(axes.ravel(), keys, strict=False):
+        table = confusions[key].astype(float)
+        frac = table.div(table.sum(axis=1).where(table.sum(axis=1) > 0, 1.0), axis=0)
+        sns.heatmap(frac, vmin=0, vmax=1, cmap="Blues", cbar=False, square=True, ax=ax,
+                    xticklabels=True, yticklabels=True)
+        ax.grid(False)
+        ax.set_title(title.format(key), fontsize=9)
+        ax.set_xlabel("classified", fontsize=8)
+        ax.set_ylabel("requested", fontsize=8)
+        ax.tick_params(labelsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def expert_search_heatmap(runs: pd.DataFrame):
+    """Experts used for each true number of components and each expert count searched."""
+    import seaborn as sns
+
+    table = runs.pivot(index="true_components", columns="n_experts", values="experts_used")
+    fig, ax = plt.subplots(figsize=(max(3.6, 1.6 + 0.7 * table.shape[1]),
+                                    max(2.6, 1.0 + 0.45 * table.shape[0])))
+    sns.heatmap(table, annot=True, fmt=".0f", cmap="viridis", cbar_kws={"label": "experts used"},
+                ax=ax)
+    ax.grid(False)
+    ax.set_xlabel("experts available")
+    ax.set_ylabel("true number of components")
     fig.tight_layout()
     return fig
