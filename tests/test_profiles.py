@@ -64,6 +64,9 @@ def test_notebook_declares_runner_parameters(notebook):
     for param in declared.values():
         assert param.annotation is not None, f"{notebook.stem}: {param.name} has no type"
         assert param.help, f"{notebook.stem}: {param.name} has no comment"
+        assert check_value(param, param.default) == param.default, "default not allowed"
+        if param.name != "artifacts_dir":
+            assert param.rules, f"{notebook.stem}: {param.name} declares no allowed values"
 
 
 @pytest.mark.parametrize("notebook", PROFILED, ids=lambda p: p.stem)

@@ -319,13 +319,9 @@ def _failed_cell(path: Path, *, last_started: bool = False) -> tuple[int | None,
     return found
 
 
-class _QuietPapermill(logging.Filter):
+def _quiet_papermill(record: logging.LogRecord) -> bool:
     """Drop papermill's parameter-introspection warnings (the runner has checked every name)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Keep every record but the two introspection warnings."""
-        return not record.getMessage().startswith(("Passed unknown parameter",
-                                                    "Unable to parse line"))
+    return not record.getMessage().startswith(("Passed unknown parameter", "Unable to parse line"))
 
 
 @contextlib.contextmanager
@@ -333,13 +329,12 @@ def _kernel_environment():
     # A non-interactive MPLBACKEND (e.g. Agg) makes inline figures vanish from the notebook.
     saved = os.environ.pop("MPLBACKEND", None)
     loggers = [logging.getLogger(name) for name in ("papermill", "papermill.translators")]
-    quiet = _QuietPapermill()
     for logger in loggers:
-        logger.addFilter(quiet)
+        logger.addFilter(_quiet_papermill)
     try:
         yield
     finally:
         for logger in loggers:
-            logger.removeFilter(quiet)
+            logger.removeFilter(_quiet_papermill)
         if saved is not None:
             os.environ["MPLBACKEND"] = saved
