@@ -182,6 +182,7 @@ profile: str = "quick"  # injected
 
 ```{code-cell} ipython3
 print("done")
+print(f"written to {artifacts_dir}/tiny.csv")
 ```
 """
 
@@ -207,6 +208,7 @@ def test_build_book_leaves_the_artifacts_path_out_of_the_page(tmp_path, monkeypa
     page = (html / "notebooks" / "tiny.html").read_text(encoding="utf-8")
     assert str(folder) not in page
     assert "declared default" in page and "done" in page
+    assert "written to &lt;artifacts&gt;/smoke/tiny.csv" in page, "printed folders are portable"
 
 
 # ---------------------------------------------------------------- a tiny book, built

@@ -121,6 +121,32 @@ def hide_injected_parameters(nb):
     return staged
 
 
+def portable_outputs(nb, names: dict[str, str]):
+    """Replace folders of the building machine in a staged notebook's text outputs.
+
+    Chapters print where they wrote their results (``<artifacts>/<profile>/...``); the published
+    copy names those folders by ``names`` (``{absolute folder: shown name}``, the longest first),
+    while the executed notebook keeps them as the record of the run. Images are left alone.
+    """
+    order = sorted(names, key=len, reverse=True)
+
+    def fix(text):
+        if isinstance(text, list):
+            return [fix(t) for t in text]
+        for folder in order:
+            text = text.replace(folder, names[folder])
+        return text
+
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if "text" in out:
+                out["text"] = fix(out["text"])
+            for mime, value in out.get("data", {}).items():
+                if mime.startswith("text/"):
+                    out["data"][mime] = fix(value)
+    return nb
+
+
 def _stage_sources(root: Path, stage: Path, entries: list[str], snapshot: dict) -> None:
     """Copy what Jupyter Book renders, except the executed chapters, into ``stage``."""
     from mnistnd import release
@@ -154,9 +180,12 @@ def _stage_outputs(stage: Path, folder: Path, stems: list[str], profile: str,
     (generated / "times.inc").write_text(pages.times_table(folder, profile, root), "utf-8")
     (generated / "provenance.inc").write_text(pages.provenance_markdown(folder, profile, root),
                                               "utf-8")
+    names = {str(folder): f"<artifacts>/{profile}", str(root): "<repository>",
+             str(settings.data_dir().resolve()): f"${settings.DATA_ENV}", str(Path.home()): "~"}
     for stem in stems:
         nb = nbformat.read(folder / CHAPTER_DIR / f"{stem}.ipynb", as_version=4)
-        nbformat.write(hide_injected_parameters(nb), stage / CHAPTER_DIR / f"{stem}.ipynb")
+        nbformat.write(portable_outputs(hide_injected_parameters(nb), names),
+                       stage / CHAPTER_DIR / f"{stem}.ipynb")
     downloads = stage / "_extra" / DOWNLOADS_DIR
     downloads.mkdir(parents=True)
     entries = []
