@@ -1,7 +1,10 @@
 """File helpers shared by all modules: atomic writes and checksums.
 
 Every artifact goes through :func:`atomic_write`, so an interrupted run never leaves a
-half-written file under its final name.
+half-written file under its final name. Cached artifacts that later runs reuse (datasets,
+benchmark tables, t-SNE maps and other cached arrays) are written with ``checksum=True``: their
+sha256 goes to ``<name>.sha256`` beside them, and :func:`intact` tells a reader whether the file
+still has that content (a file truncated or overwritten by other means is then rebuilt).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from pathlib import Path
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], object], *,
-                 fsync: bool = False) -> Path:
+                 fsync: bool = False, checksum: bool = False) -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then move it to ``path``.
 
     Parameters
@@ -27,6 +30,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], object], *,
         that add one, like ``numpy.savez``, leave the name alone).
     fsync
         Flush the file to disk before the move (checkpoints that must survive a crash).
+    checksum
+        Record the file's sha256 in ``<path>.sha256`` (written after the file; see
+        :func:`intact`).
 
     Returns
     -------
@@ -49,7 +55,33 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], object], *,
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    if checksum:
+        digest = file_sha256(path)
+        atomic_write(_sidecar(path), lambda p: p.write_text(f"{digest}  {path.name}\n"))
     return path
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def intact(path: str | os.PathLike) -> bool:
+    """Whether a cached artifact exists and has the content recorded when it was written.
+
+    A file without a recorded checksum (written before checksums were kept, or by a run killed
+    between the file and its checksum, both complete files thanks to :func:`atomic_write`) is
+    trusted and its checksum recorded now.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return False
+    sidecar = _sidecar(path)
+    if not sidecar.is_file():
+        digest = file_sha256(path)
+        atomic_write(sidecar, lambda p: p.write_text(f"{digest}  {path.name}\n"))
+        return True
+    recorded = sidecar.read_text(encoding="utf-8").split()
+    return bool(recorded) and recorded[0] == file_sha256(path)
 
 
 def file_sha256(path: str | os.PathLike) -> str:

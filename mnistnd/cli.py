@@ -127,9 +127,9 @@ class _BadInput(Exception):
     pass
 
 
-def _cli_parameters(notebook: str, pairs: list[list[str]]) -> dict:
-    """Parse ``-p NAME VALUE`` pairs per the notebook's declared types (before anything runs)."""
-    from mnistnd.book import ParameterError, notebook_parameters, parse_parameter
+def _cli_parameters(notebook, pairs: list[list[str]]) -> dict:
+    """Parse ``-p NAME VALUE`` pairs per the notebook's declarations (before anything runs)."""
+    from mnistnd.book import ParameterError, notebook_parameters, parse_value
     from mnistnd.profiles import RESERVED
 
     declared = notebook_parameters(notebook)
@@ -142,26 +142,17 @@ def _cli_parameters(notebook: str, pairs: list[list[str]]) -> dict:
             raise ParameterError(f"parameter {name!r} is set by the runner; use {option}")
         if name not in declared:
             known = ", ".join(n for n in declared if n not in RESERVED) or "(none)"
-            raise ParameterError(
-                f"parameter {name!r} is not declared in the parameters cell of {notebook}; "
-                f"declared: {known}"
-            )
-        values[name] = parse_parameter(declared[name], text)
+            raise ParameterError(f"parameter {name!r} is not declared in the parameters cell of "
+                                 f"{notebook}; declared: {known}")
+        values[name] = parse_value(declared[name], text)
     return values
 
 
-def _notebook_path(text: str) -> str:
+def _notebook_path(text: str):
     """Accept a chapter name (``data``) as well as a path (``notebooks/data.md``)."""
-    path = Path(text)
-    if path.is_file() or path.suffix:
-        return text
-    from mnistnd.book import CHAPTER_DIR, find_book_root
+    from mnistnd.book.toc import chapter_source
 
-    try:
-        candidate = find_book_root() / CHAPTER_DIR / f"{text}.md"
-    except FileNotFoundError:
-        return text
-    return str(candidate) if candidate.is_file() else text
+    return chapter_source(text)
 
 
 def _check_creatable(path: Path, name: str) -> None:
@@ -209,9 +200,9 @@ def _cmd_params(args) -> int:
     notebook = _notebook_path(args.notebook)
     declared = notebook_parameters(notebook)
     block = load_profiles().get(Path(notebook).stem, {})
-    rows = [("name", "type", "default", *PROFILES, "help")]
+    rows = [("name", "allowed", "default", *PROFILES, "help")]
     for p in declared.values():
-        rows.append((p.name, p.type_name, repr(p.default),
+        rows.append((p.name, p.allowed, repr(p.default),
                      *(repr(block.get(pr, {})[p.name]) if p.name in block.get(pr, {}) else ""
                        for pr in PROFILES), p.help))
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]) - 1)]
@@ -235,7 +226,9 @@ def _cmd_book(args) -> int:
     rows = {r["chapter"]: r for r in read_timings(root.expanduser().resolve() / args.profile)}
     for stem in toc_chapters():
         if stem in rows:
-            print(f"  {stem:<28} {float(rows[stem]['seconds']):8.1f} s  ({rows[stem]['status']})")
+            row = rows[stem]
+            print(f"  {stem:<28} {float(row['seconds']):8.1f} s  "
+                  f"{row.get('peak_rss_mb') or '?':>6} MiB  ({row['status']})")
     print(f"book built: {html / 'index.html'}")
     return 0
 

@@ -40,7 +40,7 @@ from threadpoolctl import threadpool_limits
 
 from mnistnd import metrics as _metrics
 from mnistnd._checks import check_choice, check_int, check_matrix, check_n_jobs
-from mnistnd._io import atomic_write
+from mnistnd._io import atomic_write, intact
 from mnistnd._parallel import run_tasks
 from mnistnd.settings import artifacts_dir as _artifacts_dir
 from mnistnd.settings import ensure_writable_dir
@@ -540,7 +540,7 @@ def benchmark(
     digest = _digest(*[a for pair in data.values() for a in pair], meta=meta)
     out_dir = _artifacts_dir(artifacts_dir, profile) / "clustering"
     path = out_dir / f"benchmark_{digest[:16]}.csv"
-    if use_cache and path.exists():
+    if use_cache and intact(path):
         table = pd.read_csv(path, keep_default_na=False, na_values=[""])
         table["pair"] = table["pair"].fillna("").astype(str)
         table.attrs["path"] = str(path)
@@ -608,7 +608,7 @@ def benchmark(
                             (dim, m, s, "bootstrap", "ARI", float(value), found, sec, f"{i}-{j}")
                         )
     table = pd.DataFrame(rows, columns=list(COLUMNS))
-    atomic_write(path, lambda p: table.to_csv(p, index=False))
+    atomic_write(path, lambda p: table.to_csv(p, index=False), checksum=True)
     table.attrs["path"] = str(path)
     return table
 

@@ -55,7 +55,7 @@ import numpy as np
 
 from mnistnd._checks import check_choice
 from mnistnd._io import file_sha256
-from mnistnd.settings import DATA_ENV, data_dir, ensure_writable_dir
+from mnistnd.settings import DATA_ENV, data_dir, ensure_writable_dir, portable_path
 
 __all__ = [
     "DataError",
@@ -766,7 +766,7 @@ def source_info(dataset: str, source: str = "auto", split: str | None = None) ->
             info["downloaded_from"] = ", ".join(sorted(fetched)) or None
             info["note"] = (
                 "Full MNIST (LeCun, Cortes and Burges): 60,000 train / 10,000 test images from "
-                f"the canonical IDX files in {str(_mnist_dir())!r}, sha256-verified."
+                f"the canonical IDX files in {portable_path(_mnist_dir())}, sha256-verified."
             )
         else:
             info["files"] = [describe(_bundled_mnist()[2])]
@@ -792,7 +792,7 @@ def source_info(dataset: str, source: str = "auto", split: str | None = None) ->
         info["cell_type"] = meta["cell_type"]
         info["note"] = (
             "Full PBMC3k (10x Genomics, 3k PBMCs from a Healthy Donor): raw UMI counts from "
-            f"{str(path)!r}, verified by content fingerprint."
+            f"{portable_path(path)}, verified by content fingerprint."
         )
     else:
         import scanpy as sc

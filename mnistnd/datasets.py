@@ -37,7 +37,7 @@ import pandas as pd
 
 from mnistnd import settings
 from mnistnd._checks import check_choice, check_int, check_int_list, check_matrix, check_n_jobs
-from mnistnd._io import atomic_write, file_sha256
+from mnistnd._io import atomic_write, file_sha256, intact
 
 __all__ = [
     "PAPER_DIMS",
@@ -264,7 +264,7 @@ def build(
         }
         key = _hash(config)
         path = folder / f"mnist_{d}d.h5ad"
-        if path.exists() and _read_uns_hash(path) == key:
+        if intact(path) and _read_uns_hash(path) == key:
             rows[d] = {**_summary_row(load_mnistnd(d, "artifacts", artifacts_dir)), "reused": True}
             continue
         run_dir = settings.ensure_writable_dir(folder / "runs" / f"d{d}-{key}", "artifacts_dir")
@@ -332,7 +332,7 @@ def _train_one(config: dict, key: str, folder: str, run_dir: str, *, train, test
         "history_columns": np.asarray(history.columns, dtype=str),
     }
     adata = _make_anndata(embedding, y_te, test_index, model, X_te, dev, uns)
-    atomic_write(folder / f"mnist_{d}d.h5ad", lambda p: adata.write_h5ad(p))
+    atomic_write(folder / f"mnist_{d}d.h5ad", lambda p: adata.write_h5ad(p), checksum=True)
     with contextlib.suppress(OSError):
         (run_dir / "checkpoint.pt").unlink()
     return _summary_row(adata)
@@ -505,6 +505,9 @@ def load_mnistnd(d: int, source: str = "auto", artifacts_dir=None, *,
         path = dataset_path(d, artifacts_dir)
         if not path.exists():
             raise _missing(d, artifacts_dir)
+        if not intact(path):
+            raise ValueError(f"{path}: content differs from the sha256 recorded when it was "
+                             f"written (damaged); rebuild it with `mnistnd run {_CHAPTER}`")
         adata = anndata.read_h5ad(path)
         where = str(path.parent)
     if expected_config:

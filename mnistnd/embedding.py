@@ -37,7 +37,7 @@ from mnistnd._checks import (
     check_matrix,
     check_n_jobs,
 )
-from mnistnd._io import atomic_write
+from mnistnd._io import atomic_write, intact
 
 __all__ = [
     "PAPER_PERCENTILES",
@@ -96,14 +96,14 @@ def _cached(
         return compute()
     folder = settings.ensure_writable_dir(cache_dir, "cache_dir")
     path = Path(folder) / f"{kind}-{_cache_key(kind, arrays, params)}.npz"
-    if path.exists():
+    if intact(path):
         try:
             with np.load(path, allow_pickle=False) as f:
                 return {k: f[k] for k in f.files}
         except (OSError, ValueError, EOFError):
             pass  # unreadable (e.g. foreign file): recompute and overwrite
     out = compute()
-    atomic_write(path, lambda p: np.savez(p, **out))
+    atomic_write(path, lambda p: np.savez(p, **out), checksum=True)
     return out
 
 

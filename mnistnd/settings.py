@@ -13,6 +13,7 @@ Two folders matter:
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -36,6 +37,18 @@ def data_dir() -> Path:
     import pooch
 
     return Path(pooch.os_cache("mnistnd"))
+
+
+def portable_path(path: str | os.PathLike) -> str:
+    """Return a path as shown to readers: ``$MNISTND_DATA_DIR/...`` inside it, else its name.
+
+    Pages and banners never carry a folder of the machine that made them; the data folder is
+    named by its variable, anything else by its last component.
+    """
+    path = Path(path).expanduser()
+    with contextlib.suppress(ValueError, OSError):
+        return f"${DATA_ENV}/{path.resolve().relative_to(data_dir().resolve()).as_posix()}"
+    return path.name
 
 
 def artifacts_root() -> Path:

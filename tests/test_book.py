@@ -8,6 +8,7 @@ made by :mod:`smoke_book`), shared with the browser test.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -97,6 +98,7 @@ def test_timings_recorded(book):
             continue
         assert rows[stem]["status"] == "ok"
         assert float(rows[stem]["seconds"]) > 0
+        assert float(rows[stem]["peak_rss_mb"]) > 0, "peak memory of the kernel"
     assert set(rows) >= {s for s in CHAPTERS if (book.folder / "notebooks" / f"{s}.ipynb")
                          .is_file()}
 
@@ -212,3 +214,44 @@ def test_figures_numbered_per_chapter(book):
         prefixes[stem] = numbers[0][0]
     assert prefixes, "no numbered figure in the book"
     assert len(set(prefixes.values())) == len(prefixes), f"chapter numbers repeat: {prefixes}"
+
+
+def _built_html(book: Build) -> list[Path]:
+    if book.error is not None:
+        pytest.fail(f"no HTML: the build failed:\n{book.error}")
+    return sorted(book.html.rglob("*.html"))
+
+
+def test_no_page_shows_a_folder_of_the_build_machine(book):
+    """Pages name data by checksum and ``$MNISTND_DATA_DIR``, never by a local folder."""
+    import tempfile
+
+    data = os.environ.get("MNISTND_DATA_DIR")
+    forbidden = {str(ROOT), str(book.artifacts.parent), str(Path.home()) + "/",
+                 str(Path(tempfile.gettempdir()) / "pytest-of-"),
+                 str(Path(tempfile.gettempdir()) / "mnistnd-")}
+    forbidden |= {str(Path(data).resolve()), data} if data else set()
+    found = {}
+    for page in _built_html(book):
+        text = page.read_text(encoding="utf-8")
+        hits = sorted(f for f in forbidden if f in text)
+        if hits:
+            found[str(page.relative_to(book.html))] = hits
+    assert not found, f"absolute paths of the build machine in the HTML: {found}"
+
+
+def test_provenance_page(book):
+    pages = {p.relative_to(book.html).as_posix(): p for p in _built_html(book)}
+    text = pages["book/provenance.html"].read_text(encoding="utf-8")
+    for stem in CHAPTERS:
+        if (book.folder / "notebooks" / f"{stem}.ipynb").is_file():
+            assert re.search(rf"<td[^>]*>(<p>)?{stem}(</p>)?</td>", text), f"{stem} missing"
+    assert "MiB" in text and "numpy" in text and "smoke" in text
+    from mnistnd import release
+
+    for name, entry in release.manifest()["files"].items():
+        assert entry["sha256"] in text, f"release file {name} without its sha256"
+    assert re.search(r"Commit <code[^>]*><span[^>]*>[0-9a-f]{40}|Commit <code[^>]*>[0-9a-f]{40}",
+                     text), "git commit missing"
+    reproduce = pages["book/reproduce.html"].read_text(encoding="utf-8")
+    assert "peak memory" in reproduce and "MiB" in reproduce

@@ -24,7 +24,6 @@ import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 from test_cli import HEADER
 
-from mnistnd import book as book_module
 from mnistnd.book import (
     REPOSITORY_URL_ENV,
     build_book,
@@ -32,6 +31,7 @@ from mnistnd.book import (
     repository_url,
     staged_config,
 )
+from mnistnd.book import build as build_module
 
 ROOT = Path(__file__).resolve().parent.parent
 URL = "https://github.com/mnistnd-example/compendium"
@@ -72,23 +72,6 @@ def test_injected_cell_is_tagged_remove_cell_in_a_copy():
     assert [c.source for c in staged.cells] == [c.source for c in nb.cells]
     assert nbformat.writes(nb) == before, "the executed notebook must stay as it was"
     assert tags_of(hide_injected_parameters(staged)) == tags_of(staged), "tag added once"
-
-
-def test_stage_tags_the_staged_copy_and_leaves_the_executed_notebook(tmp_path):
-    folder = tmp_path / "runs" / "quick"
-    (folder / "notebooks").mkdir(parents=True)
-    executed = folder / "notebooks" / "tiny.ipynb"
-    nbformat.write(executed_notebook(), executed)
-    original = executed.read_bytes()
-    sources = tmp_path / "sources"
-    (sources / "notebooks").mkdir(parents=True)
-
-    stage = book_module._stage(sources, folder, ["book/intro", "notebooks/tiny"])
-
-    staged = nbformat.read(stage / "notebooks" / "tiny.ipynb", as_version=4)
-    assert tags_of(staged)[2] == ["injected-parameters", "remove-cell"]
-    assert tags_of(staged)[1] == ["parameters"]
-    assert executed.read_bytes() == original
 
 
 # ---------------------------------------------------------------- repository URL and buttons
@@ -132,7 +115,10 @@ def test_staged_config_without_repository_turns_the_buttons_off():
     launch = staged["launch_buttons"]
     assert launch["thebe"] is False
     assert all(v == "" for k, v in launch.items() if k.endswith("_url"))
-    assert staged["sphinx"] == book_config()["sphinx"], "the rest is staged as written"
+    sphinx, written = staged["sphinx"], book_config()["sphinx"]
+    assert sphinx["extra_extensions"] == [*written["extra_extensions"], "mnistnd.book._sphinx"]
+    assert sphinx["config"].pop("html_extra_path") == ["_extra"]
+    assert sphinx["config"] == written["config"], "the rest is staged as written"
 
 
 def test_staged_config_with_repository_enables_the_buttons():
@@ -147,6 +133,8 @@ def test_staged_config_of_a_minimal_config():
     staged = yaml.safe_load(staged_config("title: tiny\nhtml:\n", None))
     assert staged["title"] == "tiny"
     assert staged["repository"] == {"url": ""} and staged["launch_buttons"] == {"thebe": False}
+    assert staged["sphinx"] == {"extra_extensions": ["mnistnd.book._sphinx"],
+                                "config": {"html_extra_path": ["_extra"]}}
 
 
 class _Staged(Exception):
@@ -166,11 +154,11 @@ def test_build_book_stages_the_config_of_the_environment(tmp_path, monkeypatch, 
         monkeypatch.setenv(REPOSITORY_URL_ENV, env)
     seen = {}
 
-    def stage_sources(root, folder, entries, snapshot):
+    def stage_sources(root, stage, entries, snapshot):
         seen.update(yaml.safe_load(snapshot["_config.yml"]))
         raise _Staged
 
-    monkeypatch.setattr(book_module, "_stage_sources", stage_sources)
+    monkeypatch.setattr(build_module, "_stage_sources", stage_sources)
     with pytest.raises(_Staged):
         build_book(book_root=root, artifacts_dir=tmp_path / "runs",
                    output_dir=tmp_path / "html", progress_bar=False)
@@ -195,6 +183,7 @@ profile: str = "quick"  # injected
 
 ```{code-cell} ipython3
 print("done")
+print(f"written to {artifacts_dir}/tiny.csv")
 ```
 """
 
@@ -220,6 +209,7 @@ def test_build_book_leaves_the_artifacts_path_out_of_the_page(tmp_path, monkeypa
     page = (html / "notebooks" / "tiny.html").read_text(encoding="utf-8")
     assert str(folder) not in page
     assert "declared default" in page and "done" in page
+    assert "written to &lt;artifacts&gt;/smoke/tiny.csv" in page, "printed folders are portable"
 
 
 # ---------------------------------------------------------------- a tiny book, built
@@ -254,6 +244,7 @@ def tiny_book(request, tmp_path_factory) -> tuple[Path, str | None]:
     stage = base / "_book"
     (stage / "book").mkdir(parents=True)
     (stage / "notebooks").mkdir()
+    (stage / "_extra").mkdir()
     (stage / "_config.yml").write_bytes(
         staged_config((ROOT / "_config.yml").read_bytes(), request.param))
     shutil.copy(ROOT / "book" / "references.bib", stage / "book" / "references.bib")
@@ -264,7 +255,7 @@ def tiny_book(request, tmp_path_factory) -> tuple[Path, str | None]:
     nbformat.write(hide_injected_parameters(executed_notebook()),
                    stage / "notebooks" / "tiny.ipynb")
     start = time.perf_counter()
-    html = book_module._jupyter_book(stage, base)
+    html = build_module._jupyter_book(stage, base / "out", base / "jupyter-book.log")
     assert time.perf_counter() - start < 60, "the tiny book must build in under a minute"
     return html, request.param
 
@@ -302,6 +293,7 @@ def test_repository_and_launch_buttons(tiny_book):
         assert url in page, "repository button"
         owner_name = urlsplit(url).path.strip("/")
         assert binder and all(f"/v2/gh/{owner_name}/main" in a for a in binder), binder
+        assert all(a.endswith("notebooks/tiny.md") for a in binder), "launch the source"
 
 
 def test_each_script_once_and_a_colour_mode(tiny_book):
@@ -394,6 +386,7 @@ def numbered_book(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("numbered_book")
     stage = base / "_book"
     (stage / "notebooks").mkdir(parents=True)
+    (stage / "_extra").mkdir()  # the staged configuration's html_extra_path
     (stage / "_config.yml").write_bytes(staged_config((ROOT / "_config.yml").read_bytes(), None))
     (stage / "book").mkdir()
     shutil.copy(ROOT / "book" / "references.bib", stage / "book" / "references.bib")
@@ -411,7 +404,7 @@ def numbered_book(tmp_path_factory) -> Path:
         part["caption"] = f"Part {k}"
     (stage / "_toc.yml").write_text(yaml.safe_dump(
         {"format": "jb-book", "root": "index", "parts": parts}, sort_keys=False))
-    return book_module._jupyter_book(stage, base)
+    return build_module._jupyter_book(stage, base / "out", base / "jupyter-book.log")
 
 
 def figure_numbers(page: Path) -> list[str]:

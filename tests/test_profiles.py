@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mnistnd.book import ParameterError, check_parameter, notebook_parameters
+from mnistnd.book import ParameterError, check_value, notebook_parameters
 from mnistnd.profiles import PROFILES, load_profiles, profile_parameters
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,6 +64,9 @@ def test_notebook_declares_runner_parameters(notebook):
     for param in declared.values():
         assert param.annotation is not None, f"{notebook.stem}: {param.name} has no type"
         assert param.help, f"{notebook.stem}: {param.name} has no comment"
+        assert check_value(param, param.default) == param.default, "default not allowed"
+        if param.name != "artifacts_dir":
+            assert param.rules, f"{notebook.stem}: {param.name} declares no allowed values"
 
 
 @pytest.mark.parametrize("notebook", PROFILED, ids=lambda p: p.stem)
@@ -72,7 +75,7 @@ def test_defaults_equal_quick_block(notebook):
     quick = load_profiles()[notebook.stem]["quick"]
     for name, value in quick.items():
         assert name in declared, f"{notebook.stem}: quick sets undeclared {name!r}"
-        assert declared[name].default == check_parameter(declared[name], value), (
+        assert declared[name].default == check_value(declared[name], value), (
             f"{notebook.stem}: default of {name!r} is {declared[name].default!r}, "
             f"the quick profile says {value!r}"
         )
@@ -84,7 +87,7 @@ def test_profile_keys_are_declared_with_compatible_types(notebook, profile):
     declared = notebook_parameters(notebook)
     for name, value in load_profiles()[notebook.stem][profile].items():
         assert name in declared, f"{notebook.stem}.{profile}: {name!r} is not declared"
-        check_parameter(declared[name], value)  # raises ParameterError on a wrong type
+        check_value(declared[name], value)  # raises ParameterError on a wrong type
 
 
 def test_yaml_float_pitfall_is_caught(tmp_path):
@@ -99,6 +102,6 @@ def test_yaml_float_pitfall_is_caught(tmp_path):
     path.write_text("lr:\n  smoke: {lr: 1e-3}\n  paper: {lr: 1.0e-3}\n")
     profiles = load_profiles(path)
     param = notebook_parameters(nb)["lr"]
-    assert check_parameter(param, profiles["lr"]["paper"]["lr"]) == pytest.approx(1e-3)
-    with pytest.raises(ParameterError, match="'lr' expects float"):
-        check_parameter(param, profiles["lr"]["smoke"]["lr"])
+    assert check_value(param, profiles["lr"]["paper"]["lr"]) == pytest.approx(1e-3)
+    with pytest.raises(ParameterError, match="'lr' got '1e-3': expects float"):
+        check_value(param, profiles["lr"]["smoke"]["lr"])
