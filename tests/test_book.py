@@ -9,6 +9,8 @@ guard as the tests (through a ``sitecustomize`` module on ``PYTHONPATH``). When
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import os
 import re
 import textwrap
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from test_api_page import documented_fields
 
 from mnistnd.book import (
     BANNER_TITLE,
@@ -220,3 +223,21 @@ def test_datasets_offered_for_download(book):
         assert e["file"] in (folder / "index.html").read_text()
     page = (book.html / "book" / "datasets.html").read_text(encoding="utf-8")
     assert "../downloads/mnistnd/index.html" in page
+
+
+@pytest.mark.parametrize(("fullname", "sections"), [
+    ("mnistnd.datasets.load_mnistnd", {"Parameters", "Returns", "Raises"}),
+    ("mnistnd.release.load", {"Parameters", "Returns", "Raises"}),
+    ("mnistnd.models.MixtureVAE", {"Parameters"}),
+])
+def test_api_page_documents_parameters(book, fullname, sections):
+    """book/api.md renders the numpydoc sections: every parameter of the signature, in order."""
+    if book.error is not None:
+        pytest.fail(f"no HTML: the build failed:\n{book.error}")
+    html = (book.html / "book" / "api.html").read_text(encoding="utf-8")
+    fields = documented_fields(html, fullname)
+    assert fields, f"{fullname} is not documented on the API page"
+    assert sections <= set(fields), f"{fullname}: sections {sorted(fields)}"
+    module, name = fullname.rsplit(".", 1)
+    signature = inspect.signature(getattr(importlib.import_module(module), name))
+    assert fields["Parameters"] == list(signature.parameters)
