@@ -533,7 +533,7 @@ def _norm(v):
 
 
 def load_model(d: int, artifacts_dir=None, device: str = "cpu"):
-    """Return the trained m-VAE (best weights, eval mode) behind MNIST-``d``d."""
+    """Return the trained m-VAE (best weights, eval mode) behind the dataset of dimension ``d``."""
     import torch
 
     from mnistnd.models import MixtureVAE
@@ -550,7 +550,7 @@ def load_model(d: int, artifacts_dir=None, device: str = "cpu"):
 
 
 def load_history(d: int, source: str = "auto", artifacts_dir=None) -> pd.DataFrame:
-    """Return the training history (one row per epoch) of MNIST-``d``d.
+    """Return the training history (one row per epoch) of the m-VAE of dimension ``d``.
 
     ``source`` and ``artifacts_dir`` are as in :func:`load_mnistnd`.
     """

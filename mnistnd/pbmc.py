@@ -1017,7 +1017,7 @@ def vsc_sparsity(model, X, *, threshold: float = 0.5, batch_size: int = 1024,
     dict
         ``mean_spike`` (mean slab probability γ), ``active_fraction`` (share of cell x
         dimension pairs with γ > ``threshold``), ``active_dims_mean`` (active dimensions per
-        cell), ``zero_fraction`` (share of sampled code entries with |z| < 0.01),
+        cell), ``zero_fraction`` (share of sampled code entries with ``|z| < 0.01``),
         ``dims_never_active`` (dimensions inactive in every cell).
     spikes : numpy.ndarray
         Only with ``return_spikes``: γ of every cell and dimension.

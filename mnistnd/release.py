@@ -186,7 +186,7 @@ def _check_dim(d, version: str) -> int:
 
 
 def load(d: int, version: str = VERSION):
-    """Load MNIST-``d``d from the release as AnnData (the layout of the trained datasets).
+    """Load the dataset of dimension ``d`` from the release as AnnData (as trained ones are).
 
     Parameters
     ----------
@@ -344,7 +344,7 @@ def _savez(path: Path, arrays: dict) -> None:
 
 
 def _package_model(d: int, adata, hist: pd.DataFrame, out: Path) -> dict:
-    """Write MNIST-``d``d's arrays into ``out``; return its manifest entry."""
+    """Write the arrays of the dataset of dimension ``d`` into ``out``; return its entry."""
     _savez(out / _dataset_name(d), {
         "embedding": np.asarray(adata.X, dtype=np.float32),
         "digit": adata.obs["digit"].to_numpy().astype(np.uint8),

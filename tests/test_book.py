@@ -7,6 +7,8 @@ made by :mod:`smoke_book`), shared with the browser test.
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import json
 import os
 import re
@@ -15,6 +17,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from smoke_book import Build, real_data_dir
+from test_api_page import documented_fields
 
 from mnistnd.book import (
     BANNER_TITLE,
@@ -255,3 +258,21 @@ def test_provenance_page(book):
                      text), "git commit missing"
     reproduce = pages["book/reproduce.html"].read_text(encoding="utf-8")
     assert "peak memory" in reproduce and "MiB" in reproduce
+
+
+@pytest.mark.parametrize(("fullname", "sections"), [
+    ("mnistnd.datasets.load_mnistnd", {"Parameters", "Returns", "Raises"}),
+    ("mnistnd.release.load", {"Parameters", "Returns", "Raises"}),
+    ("mnistnd.models.MixtureVAE", {"Parameters"}),
+])
+def test_api_page_documents_parameters(book, fullname, sections):
+    """book/api.md renders the numpydoc sections: every parameter of the signature, in order."""
+    if book.error is not None:
+        pytest.fail(f"no HTML: the build failed:\n{book.error}")
+    html = (book.html / "book" / "api.html").read_text(encoding="utf-8")
+    fields = documented_fields(html, fullname)
+    assert fields, f"{fullname} is not documented on the API page"
+    assert sections <= set(fields), f"{fullname}: sections {sorted(fields)}"
+    module, name = fullname.rsplit(".", 1)
+    signature = inspect.signature(getattr(importlib.import_module(module), name))
+    assert fields["Parameters"] == list(signature.parameters)

@@ -128,6 +128,8 @@ def generated_grid(images, component, target, n_show: int = 8, side: int = 28):
         Class the component represents (row label).
     n_show : int
         Images per row.
+    side : int
+        Height and width of an image in pixels.
 
     Returns
     -------
