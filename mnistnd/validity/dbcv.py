@@ -27,10 +27,10 @@ def _apcd_hdbscan(D, exponent: int) -> np.ndarray:
     ``(mean_j (1 / d_ij)^D)^(-1/D)``: zero distances add nothing but the mean still divides by
     ``n - 1``; all sums 0 give 0; a power that overflows gives 0 (hdbscan's operation order).
     """
-    powers = np.zeros_like(D)
     nonzero = D != 0
+    powers = np.divide(1.0, D, out=np.zeros_like(D), where=nonzero)
     with np.errstate(over="ignore"):
-        powers[nonzero] = (1.0 / D[nonzero]) ** exponent
+        np.power(powers, exponent, out=powers, where=nonzero)
     mean = powers.sum(axis=1) / (D.shape[0] - 1)
     if mean.sum() == 0:
         return np.zeros(D.shape[0])
@@ -79,8 +79,8 @@ def _cluster_hdbscan(Xk, metric: str, exponent: int):
     in_tree = np.zeros(W.shape[0], bool)
     in_tree[0] = True
     a = np.empty_like(b)
-    for t, v in enumerate(b):
-        a[t] = np.flatnonzero(in_tree & np.isclose(W[v], w[t]))[0]
+    for t, v in enumerate(b):  # numpy.isclose(W[v], w[t]) with its default tolerances
+        a[t] = np.flatnonzero(in_tree & (np.abs(W[v] - w[t]) <= 1e-8 + 1e-5 * abs(w[t])))[0]
         in_tree[v] = True
     return (apcd, *_internal(W.shape[0], a, b, w, lone="first"))
 
@@ -165,7 +165,7 @@ def dbcv(X, labels, mst: str = "hdbscan", metric: str = "euclidean") -> float:
     dspc = np.full((ids.size, ids.size), np.inf)
     for c, o in itertools.combinations(range(ids.size), 2):
         dspc[c, o] = dspc[o, c] = min_cross(internal[c], internal[o], apcd[c], apcd[o],
-                                            "euclidean" if ties else metric)
+                                            squared=not ties and metric == "sqeuclidean")
     sep = dspc.min(axis=1)
     if squared:
         sep, dsc = sep**2, dsc**2
