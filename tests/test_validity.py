@@ -736,3 +736,76 @@ def test_density_peaks_percentile_is_numpys():
         K = np.exp(-((bf_dist(X) / dc) ** 2))
         np.fill_diagonal(K, 0.0)
         np.testing.assert_allclose(rho, K.sum(axis=1), rtol=TOL)
+
+
+# ------------------------------------------------------------------------ fast paths vs plain
+def tie_data(seed=0):
+    """Integer grid points (exact distances, many ties), duplicated rows, separated groups."""
+    rng = np.random.default_rng(seed)
+    G = rng.integers(0, 4, (120, 3)).astype(float)
+    far = rng.integers(0, 3, (60, 3)).astype(float) + 40.0
+    return np.concatenate([G, G[:15], far, far[:5], rng.integers(0, 2, (20, 3)) - 30.0])
+
+
+@pytest.mark.parametrize("min_points", [1, 2, 5])
+@pytest.mark.parametrize("ties", [True, False])
+def test_nearest_neighbor_tree_equals_dense_tree(min_points, ties):
+    from scipy.cluster.hierarchy import cophenet
+
+    from mnistnd.validity import _mst
+
+    X = tie_data() if ties else np.random.default_rng(1).standard_normal((200, 4))
+    neighbors = _graph.nearest_neighbors(X, 6)
+    D = bf_dist(X)
+    np.fill_diagonal(D, np.inf)
+    unlisted = np.ones_like(D, bool)
+    unlisted[np.arange(len(X))[:, None], neighbors[0]] = False
+    np.fill_diagonal(unlisted, False)
+    assert np.all(D[unlisted] >= np.repeat(neighbors[2], unlisted.sum(1)))
+    core = _graph.kth_neighbor_distance(X, min_points - 1, neighbors) if min_points > 1 else (
+        np.zeros(len(X)))
+    check = np.testing.assert_array_equal if ties else np.testing.assert_allclose
+    if min_points > 1:
+        check(core, np.sort(D, axis=1)[:, min_points - 2])
+    comp = _mst._certified_forest(core, *neighbors)[3]
+    assert comp.max() >= 1  # the completion is exercised
+    Z = _mst.linkage_from_tree(len(X), *_mst.mutual_reachability_mst(X, core, neighbors))
+    Z_dense = _graph.mutual_reachability_linkage(X, core)
+    check(np.sort(Z[:, 2]), np.sort(Z_dense[:, 2]))
+    check(cophenet(Z), cophenet(Z_dense))
+    W = np.maximum(bf_dist(X), np.maximum(core[:, None], core[None, :]))
+    np.fill_diagonal(W, 0.0)
+    np.testing.assert_allclose(squareform(cophenet(Z)), bf_minimax(W), atol=TOL)
+
+
+def test_disco_nearest_neighbor_path_equals_plain_path(monkeypatch):
+    import importlib
+
+    from mnistnd.validity import _mst
+
+    disco_module = importlib.import_module("mnistnd.validity.disco")  # the name is the function
+
+    X = np.concatenate([tie_data(), np.random.default_rng(2).standard_normal((80, 3)) + 10])
+    y = (X[:, 0] > 20).astype(int) + 2 * (X[:, 0] > 5) - (X[:, 0] < -20)
+    plain = {mp: V.disco_samples(X, y, mp) for mp in (1, 3, 5)}
+    monkeypatch.setattr(disco_module, "DENSE_LIMIT", 0)
+    monkeypatch.setattr(disco_module, "N_NEIGHBORS", 4)
+    for mp, expected in plain.items():
+        np.testing.assert_allclose(V.disco_samples(X, y, mp), expected, atol=1e-12)
+    monkeypatch.setattr(_mst, "MAX_COMPONENTS", 1)  # too many components: the plain path
+    np.testing.assert_allclose(V.disco_samples(X, y, 5), plain[5], atol=1e-12)
+
+
+@pytest.mark.parametrize("squared", [False, True])
+def test_min_cross_is_exact_with_ties(squared):
+    X = tie_data()
+    A, B = X[:100], X[100:]
+    rng = np.random.default_rng(3)
+    core_a, core_b = rng.integers(0, 3, 100).astype(float), rng.integers(0, 3, len(B)) * 1.0
+    D = bf_dist(np.concatenate([A, B]))[:100, 100:] ** (2 if squared else 1)
+    assert _graph.min_cross(A, B, squared=squared) == D.min()
+    W = np.maximum(D, np.maximum(core_a[:, None], core_b[None, :]))
+    assert _graph.min_cross(A, B, core_a, core_b, squared=squared) == W.min()
+    Xr = np.random.default_rng(4).standard_normal((150, 5)) * 1e3
+    expected = bf_dist(Xr)[:70, 70:].min()
+    assert _graph.min_cross(Xr[:70], Xr[70:]) == pytest.approx(expected, rel=1e-15)

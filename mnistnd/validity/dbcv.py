@@ -6,14 +6,12 @@ Reproduces ``hdbscan.validity.validity_index`` and the DISCO authors' copy of it
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 from scipy.spatial.distance import pdist, squareform
 from sklearn.metrics import pairwise_distances
 
 from mnistnd._checks import check_choice
-from mnistnd.validity._graph import check_xy, cluster_ids, min_cross, prim
+from mnistnd.validity._graph import check_xy, cluster_ids, min_cross, prim, row_blocks
 
 #: Allowed ``mst`` of :func:`dbcv`: which of the tied minimum spanning trees a cluster gets.
 _DBCV_TREES = ("hdbscan", "length_ties")
@@ -27,10 +25,10 @@ def _apcd_hdbscan(D, exponent: int) -> np.ndarray:
     ``(mean_j (1 / d_ij)^D)^(-1/D)``: zero distances add nothing but the mean still divides by
     ``n - 1``; all sums 0 give 0; a power that overflows gives 0 (hdbscan's operation order).
     """
-    powers = np.zeros_like(D)
     nonzero = D != 0
+    powers = np.divide(1.0, D, out=np.zeros_like(D), where=nonzero)
     with np.errstate(over="ignore"):
-        powers[nonzero] = (1.0 / D[nonzero]) ** exponent
+        np.power(powers, exponent, out=powers, where=nonzero)
     mean = powers.sum(axis=1) / (D.shape[0] - 1)
     if mean.sum() == 0:
         return np.zeros(D.shape[0])
@@ -76,12 +74,13 @@ def _cluster_hdbscan(Xk, metric: str, exponent: int):
     apcd = _apcd_hdbscan(D, exponent)
     W = np.maximum(D, np.maximum(apcd[:, None], apcd[None, :]))
     _, b, w = prim(W)
-    in_tree = np.zeros(W.shape[0], bool)
-    in_tree[0] = True
+    joined = np.zeros(W.shape[0], np.intp)  # step after which each node is in the tree
+    joined[b] = np.arange(1, b.size + 1)
     a = np.empty_like(b)
-    for t, v in enumerate(b):
-        a[t] = np.flatnonzero(in_tree & np.isclose(W[v], w[t]))[0]
-        in_tree[v] = True
+    for sl in row_blocks(b.size, W.shape[0]):  # numpy.isclose(W[v], w[t]), default tolerances
+        t = np.arange(sl.start, sl.stop)[:, None]
+        close = np.abs(W[b[sl]] - w[t]) <= 1e-8 + 1e-5 * np.abs(w[t])
+        a[sl] = np.argmax(close & (joined[None, :] <= t), axis=1)  # lowest index in the tree
     return (apcd, *_internal(W.shape[0], a, b, w, lone="first"))
 
 
@@ -162,11 +161,11 @@ def dbcv(X, labels, mst: str = "hdbscan", metric: str = "euclidean") -> float:
                                if ties else _cluster_hdbscan(Xk, metric, X.shape[1]))
         apcd.append(core[nodes])
         internal.append(Xk[nodes])
-    dspc = np.full((ids.size, ids.size), np.inf)
-    for c, o in itertools.combinations(range(ids.size), 2):
-        dspc[c, o] = dspc[o, c] = min_cross(internal[c], internal[o], apcd[c], apcd[o],
-                                            "euclidean" if ties else metric)
-    sep = dspc.min(axis=1)
+    # min over the other clusters of DSPC: one search against all their internal nodes
+    sep = np.array([min_cross(internal[c], np.concatenate(internal[:c] + internal[c + 1:]),
+                              apcd[c], np.concatenate(apcd[:c] + apcd[c + 1:]),
+                              squared=not ties and metric == "sqeuclidean")
+                    for c in range(ids.size)])
     if squared:
         sep, dsc = sep**2, dsc**2
     den = np.maximum(sep, dsc)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-from scipy.sparse.csgraph import minimum_spanning_tree
-from scipy.spatial.distance import cdist, pdist, squareform
+from scipy.cluster.hierarchy import linkage
+from scipy.spatial.distance import cdist, pdist
 
 from mnistnd._checks import check_choice, check_int
 from mnistnd.validity._graph import check_xy, cluster_ids, min_cross, row_blocks
@@ -52,14 +52,14 @@ def _radii(Xk, min_pts: int, distinct: bool):
 
 
 def _connectedness(Xc) -> float:
-    """Largest edge of the Euclidean minimum spanning tree of ``Xc`` (scipy; 0 for <= 1 point).
+    """Largest edge of the Euclidean minimum spanning tree of ``Xc`` (0 for <= 1 point).
 
-    scipy drops zero-weight edges (duplicated points); the largest edge is unchanged by that.
+    The largest merge height of scipy's single linkage, which builds the tree with Prim's
+    algorithm on the condensed distances (scipy's ``minimum_spanning_tree`` sorts all edges).
     """
     if Xc.shape[0] < 2:
         return 0.0
-    tree = minimum_spanning_tree(squareform(pdist(Xc)))
-    return float(tree.data.max()) if tree.nnz else 0.0
+    return float(linkage(pdist(Xc), method="single")[:, 2].max())
 
 
 def dcsi(X, labels, min_pts: int = 5, variant: str = "r") -> float:

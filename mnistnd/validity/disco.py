@@ -13,7 +13,33 @@ from mnistnd.validity._graph import (
     check_xy,
     kth_neighbor_distance,
     mutual_reachability_linkage,
+    nearest_neighbors,
 )
+from mnistnd.validity._mst import linkage_from_tree, mutual_reachability_mst
+
+#: Above this many points the tree is built from nearest neighbours (:mod:`._mst`), which
+#: avoids the condensed ``n (n - 1) / 2`` distance matrix of the plain path.
+DENSE_LIMIT = 2048
+#: Neighbours listed per point for the nearest-neighbour tree.
+N_NEIGHBORS = 32
+
+
+def _dc_linkage(X, min_points: int):
+    """Core distances and the single-linkage tree of the mutual-reachability distances.
+
+    Both paths give the same merge heights (see :mod:`mnistnd.validity._mst`); the plain one
+    (scipy on the condensed matrix) serves small data and data that leave too many
+    components for the nearest-neighbour completion.
+    """
+    n, k = X.shape[0], min_points - 1
+    neighbors = None
+    if n > DENSE_LIMIT:
+        neighbors = nearest_neighbors(X, min(n - 1, max(N_NEIGHBORS, k + 8)))
+    core = kth_neighbor_distance(X, k, neighbors) if k else np.zeros(n)
+    tree = mutual_reachability_mst(X, core, neighbors) if neighbors else None
+    if tree is None:
+        return core, mutual_reachability_linkage(X, core)
+    return core, linkage_from_tree(n, *tree)
 
 
 def _tree_sums(Z, member, need_min: bool):
@@ -87,8 +113,10 @@ def disco_samples(X, labels, min_points: int = 5) -> np.ndarray:
     The dc-distance of two points is the minimax path distance in the mutual-reachability graph
     (weights ``max(d_ij, core_i, core_j)``, ``core_i`` the distance to the ``min_points``-th
     nearest neighbour counting the point itself, as in the authors' reference): the height at
-    which they merge in the single-linkage tree of those weights (scipy). The silhouette sums
-    are accumulated on that tree (the reference builds the ``n x n`` dc matrix).
+    which they merge in the single-linkage tree of those weights: from scipy on the condensed
+    distance matrix, or, above ``DENSE_LIMIT`` points, from the exact minimum spanning tree
+    built on nearest neighbours (same heights). The silhouette sums are accumulated on that
+    tree (the reference builds the ``n x n`` dc matrix).
 
     Cluster points get the silhouette ``(b - a) / max(a, b)`` on dc-distances among the
     non-noise points (singleton clusters score 0). Noise points (label ``-1``) get
@@ -121,8 +149,7 @@ def disco_samples(X, labels, min_points: int = 5) -> np.ndarray:
         return np.full(n, -1.0)
     if ids.size == 1 and not noise.any():
         return np.zeros(n)
-    core = kth_neighbor_distance(X, min_points - 1) if min_points > 1 else np.zeros(n)
-    Z = mutual_reachability_linkage(X, core)
+    core, Z = _dc_linkage(X, min_points)
     member = np.where(noise, -1, np.searchsorted(ids, labels))
     sizes = np.bincount(member[~noise], minlength=ids.size).astype(float)
     sums, mins = _tree_sums(Z, member, need_min=bool(noise.any()))
