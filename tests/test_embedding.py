@@ -76,7 +76,9 @@ def test_tsne_cache_hit_and_miss(tmp_path, monkeypatch):
     Y = emb.tsne(X, seed=0, perplexity=10, cache_dir=tmp_path, **_FAST)
     assert Y.shape == (120, 2) and np.all(np.isfinite(Y))
     files = sorted(p.name for p in tmp_path.iterdir())
-    assert len(files) == 1 and not any(f.startswith(".") for f in files)
+    # the map and the checksum recorded beside it, nothing half-written
+    assert len(files) == 2 and files[1] == files[0] + ".sha256"
+    assert not any(f.startswith(".") for f in files)
 
     import openTSNE
 

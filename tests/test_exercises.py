@@ -299,7 +299,7 @@ def _slow_chapters() -> list[str]:
 @pytest.fixture(scope="module")
 def kernel_env(tmp_path_factory):
     """Kernels without network, as in test_book; no real data: an empty data folder."""
-    from test_book import KERNEL_GUARD, _real_data_dir
+    from smoke_book import KERNEL_GUARD, real_data_dir
 
     base = tmp_path_factory.mktemp("exercise_runs")
     guard = base / "kernel_guard"
@@ -308,7 +308,7 @@ def kernel_env(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         path = os.environ.get("PYTHONPATH")
         mp.setenv("PYTHONPATH", str(guard) + (os.pathsep + path if path else ""))
-        if not _real_data_dir():
+        if not real_data_dir():
             mp.setenv("MNISTND_DATA_DIR", str(base / "no_data"))
         yield base
 

@@ -137,7 +137,7 @@ def _kernel_guard(tmp_path, monkeypatch) -> None:
     """Run the chapter's kernel with the no-network guard the book tests use."""
     import os
 
-    from test_book import KERNEL_GUARD
+    from smoke_book import KERNEL_GUARD
 
     guard = tmp_path / "kernel_guard"
     guard.mkdir()
