@@ -178,7 +178,7 @@ def _gmm(X, n_clusters, seed, covariance_type="full", init_params="k-means++", *
 
 
 def _tmm(X, n_clusters, seed, **options):
-    from mnistnd._tmm import StudentTMixture
+    from mnistnd.tmm import StudentTMixture
 
     return StudentTMixture(n_clusters, random_state=seed, **options).fit_predict(X)
 
@@ -266,7 +266,7 @@ register(
     _tmm,
     in_paper=True,
     description="Student-t mixture, full scale, df per component estimated, k-means++ init, "
-    "tol 1e-5 (mnistnd._tmm)",
+    "tol 1e-5 (mnistnd.tmm)",
     defaults={"tol": 1e-5, "df": 4.0, "fixed_df": False, "reg_covar": 1e-6},
 )
 register(
