@@ -245,7 +245,7 @@ def _agglomerative(X, n_clusters, seed, linkage="ward", **options):
 # single_thread for k-means and the GMM however they are called (the benchmark's workers are
 # pinned anyway): on 10,000 x 64 with 2 cores, threads made the GMM 1.6x slower (18.1-19.5 s
 # against 10.7-12.0 s) and k-means 1.7x (0.13-0.15 s against 0.08 s); Ward's linkage gains a
-# little from them (5.7-6.7 s against 6.5-7.2 s); the TMM pins its own BLAS (mnistnd._tmm)
+# little from them (5.7-6.7 s against 6.5-7.2 s); the TMM pins its own BLAS (mnistnd.tmm)
 register(
     "kmeans",
     _kmeans,

@@ -34,6 +34,7 @@ from sklearn.cluster import kmeans_plusplus
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
+from threadpoolctl import threadpool_limits
 
 from mnistnd._checks import check_choice, check_float, check_int
 
@@ -45,6 +46,8 @@ MARGIN = 20.0
 # Tolerance of the degrees-of-freedom iteration: the library's (scipy.optimize.newton's tol).
 _DF_TOL = 1e-3
 _EPS = np.finfo(np.float64).eps
+# Share of the pairs kept by an E-step above which the next computes all of them.
+_DENSE = 0.5
 
 
 def _log_norm(weights, chol, df, dim):
@@ -59,13 +62,14 @@ def _log_density(sq_maha, log_norm, df, dim):
     return log_norm - 0.5 * (df + dim) * np.log1p(sq_maha / df)
 
 
-def _fill_pairs(sq_maha, X, loc, chol, pairs):
-    """Write the squared Mahalanobis distance of every pair where ``pairs`` (n, K) is true."""
-    for k in range(loc.shape[0]):
-        rows = np.flatnonzero(pairs[:, k])
-        if rows.size:
-            z = solve_triangular(chol[k], (X[rows] - loc[k]).T, lower=True, check_finite=False)
-            sq_maha[rows, k] = np.einsum("ij,ij->j", z, z)
+def _fill_pairs(sq_maha, X, loc, chol, pairs=None):
+    """Write the squared distances (K, n) of the pairs where ``pairs`` is true (None: all)."""
+    for k in range(len(loc)):
+        rows = slice(None) if pairs is None else pairs[k]
+        Xk = X[rows]
+        if len(Xk):
+            z = solve_triangular(chol[k], (Xk - loc[k]).T, lower=True, check_finite=False)
+            sq_maha[k, rows] = np.einsum("ij,ij->j", z, z)
 
 
 def _triangular_solve(chol, B):
@@ -74,24 +78,27 @@ def _triangular_solve(chol, B):
 
 
 def _full_distances(X, loc, chol):
-    """Squared Mahalanobis distances of all pairs, shape (n, K)."""
-    sq_maha = np.empty((X.shape[0], loc.shape[0]))
-    _fill_pairs(sq_maha, X, loc, chol, np.ones(sq_maha.shape, bool))
+    """Squared Mahalanobis distances of all pairs, shape (K, n)."""
+    sq_maha = np.empty((len(loc), len(X)))
+    _fill_pairs(sq_maha, X, loc, chol)
     return sq_maha
 
 
 class _PrunedDistances:
     """The E-step distances of the ``"pruned"`` algorithm, with the bounds carried between calls.
 
-    A call returns the weighted log densities (n, K), ``-inf`` for the pairs more than
+    A call returns the weighted log densities (K, n), ``-inf`` for the pairs more than
     :data:`MARGIN` below their point's best, and the squared distances (``inf`` where not
-    computed).
+    computed). When the last call kept more than :data:`_DENSE` of the pairs, the next one
+    computes them all without looking at the bounds (too few pairs could be skipped to pay
+    for the bookkeeping).
     """
 
     def __init__(self):
-        self.lower = None  # (n, K) lower bounds on the Mahalanobis distances (not squared)
+        self.lower = None  # (K, n) lower bounds on the Mahalanobis distances (not squared)
         self.best = None  # (n,) each point's best component in the last call
         self.loc = self.chol = None  # the parameters the bounds refer to
+        self.dense = True  # compute every pair in the next call
 
     def _moved_bounds(self, loc, chol):
         """Return the carried bounds, made valid for the new locations and Cholesky factors.
@@ -104,53 +111,58 @@ class _PrunedDistances:
         low = np.linalg.eigvalsh(gram)[:, 0] - 1e-12 * np.linalg.norm(gram, axis=(1, 2))
         shrink = np.sqrt(np.maximum(low, 0.0))
         shift = np.linalg.norm(_triangular_solve(chol, (self.loc - loc)[..., None]), axis=(1, 2))
-        return np.maximum(self.lower * shrink - shift, 0.0)
+        return np.maximum(self.lower * shrink[:, None] - shift[:, None], 0.0)
 
     def __call__(self, X, loc, chol, log_norm, df):
         n, dim = X.shape
-        sq_maha = np.full((n, loc.shape[0]), np.inf)
-        if self.lower is None:
-            lower = np.zeros_like(sq_maha)
-            _fill_pairs(sq_maha, X, loc, chol, np.ones(sq_maha.shape, bool))
+        sq_maha = np.full((len(loc), n), np.inf)
+        if self.dense:
+            lower = None
+            _fill_pairs(sq_maha, X, loc, chol)
         else:
             lower = self._moved_bounds(loc, chol)
+            points = np.arange(n)
             first = np.zeros(sq_maha.shape, bool)
-            first[np.arange(n), self.best] = True
+            first[self.best, points] = True  # last call's best pair of every point
             _fill_pairs(sq_maha, X, loc, chol, first)
-            best = _log_density(sq_maha[first], log_norm[self.best], df[self.best], dim)
-            upper = _log_density(lower**2, log_norm, df, dim)
-            _fill_pairs(sq_maha, X, loc, chol, (upper >= best[:, None] - MARGIN) & ~first)
-        wlp = _log_density(sq_maha, log_norm, df, dim)
-        wlp[wlp < wlp.max(axis=1, keepdims=True) - MARGIN] = -np.inf
-        self.lower = np.where(np.isfinite(sq_maha), np.sqrt(sq_maha), lower)
-        self.best, self.loc, self.chol = wlp.argmax(axis=1), loc, chol
+            best = _log_density(sq_maha[self.best, points], log_norm[self.best], df[self.best], dim)
+            upper = _log_density(lower**2, log_norm[:, None], df[:, None], dim)
+            _fill_pairs(sq_maha, X, loc, chol, (upper >= best - MARGIN) & ~first)
+        wlp = _log_density(sq_maha, log_norm[:, None], df[:, None], dim)
+        wlp[wlp < wlp.max(axis=0) - MARGIN] = -np.inf
+        self.dense = np.isfinite(wlp).mean() > _DENSE
+        computed = np.isfinite(sq_maha)
+        self.lower = (
+            np.sqrt(sq_maha) if lower is None else np.where(computed, np.sqrt(sq_maha), lower)
+        )
+        self.best, self.loc, self.chol = wlp.argmax(axis=0), loc, chol
         return wlp, sq_maha
 
 
 def _responsibilities(wlp):
-    """Responsibilities (n, K) and each point's log-likelihood from weighted log densities."""
-    top = wlp.max(axis=1, keepdims=True)
+    """Responsibilities (K, n) and each point's log-likelihood from weighted log densities."""
+    top = wlp.max(axis=0)
     with np.errstate(under="ignore"):
         resp = np.exp(wlp - top)
-    total = resp.sum(axis=1, keepdims=True)
+    total = resp.sum(axis=0)
     resp /= total
-    return resp, (top + np.log(total))[:, 0]
+    return resp, top + np.log(total)
 
 
 def _m_step(X, resp, weight, reg_covar):
     """Mixture weights, locations and Cholesky factors of the scales.
 
-    ``weight`` (n, K) is the responsibility times the expected latent precision; pairs with
+    ``weight`` (K, n) is the responsibility times the expected latent precision; pairs with
     weight 0 do not take part. As in the library, the location is the weighted mean and the
     scale the weighted scatter about it, both divided by the summed weight plus ``10 eps``.
     """
     dim = X.shape[1]
-    n_comp = resp.shape[1]
+    n_comp = len(resp)
     loc, scale = np.empty((n_comp, dim)), np.empty((n_comp, dim, dim))
-    total = weight.sum(axis=0) + 10 * _EPS
+    total = weight.sum(axis=1) + 10 * _EPS
     for k in range(n_comp):
-        rows = np.flatnonzero(weight[:, k] > 0)
-        w, Xk = weight[rows, k], X[rows]
+        keep = weight[k] > 0
+        w, Xk = (weight[k], X) if keep.all() else (weight[k, keep], X[keep])
         loc[k] = w @ Xk / total[k]
         Y = (Xk - loc[k]) * np.sqrt(w)[:, None]
         scale[k] = Y.T @ Y / (total[k] + 10 * _EPS)  # the library adds 10 eps twice here
@@ -159,7 +171,7 @@ def _m_step(X, resp, weight, reg_covar):
         chol = np.linalg.cholesky(scale)
     except np.linalg.LinAlgError:
         raise ValueError("a scale matrix is not positive definite; increase reg_covar") from None
-    return resp.mean(axis=0), loc, chol
+    return resp.mean(axis=1), loc, chol
 
 
 def _solve_df(df, dim, resp_sum, log_u_sum, max_iter):
@@ -191,6 +203,14 @@ def _solve_df(df, dim, resp_sum, log_u_sum, max_iter):
         v[active] = v1
         active[active] = ~(stuck | np.isclose(v1, v0, rtol=0.0, atol=_DF_TOL) | np.isnan(v1))
     return np.maximum(np.where(np.isnan(v), df, v), 1.0)
+
+
+def _weighted_log_prob(X, weights, loc, chol, df):
+    """Log of weight times density of every (point, component) pair, shape (n, K)."""
+    dim = X.shape[1]
+    log_norm = _log_norm(weights, chol, df, dim)
+    sq_maha = _full_distances(X, loc, chol)
+    return _log_density(sq_maha, log_norm[:, None], df[:, None], dim).T
 
 
 class StudentTMixture(ClusterMixin, BaseEstimator):
@@ -241,15 +261,6 @@ class StudentTMixture(ClusterMixin, BaseEstimator):
         Mean log-likelihood per point at the last E-step (the quantity whose change is
         tested against ``tol``).
     n_features_in_ : int
-
-    Notes
-    -----
-    The E-step computes, for point ``x`` and component ``k`` (location ``m``, scale Cholesky
-    factor ``L``, degrees of freedom ``v``), the squared Mahalanobis distance
-    ``d = |L^-1 (x - m)|^2``, the log density, the responsibilities ``r`` and the expected
-    latent precision ``u = (v + D) / (v + d)``. The M-step sets the weights to the mean
-    responsibility, the location and scale to the ``r u``-weighted mean and scatter, and ``v``
-    to the root of the degrees-of-freedom equation (see :func:`_solve_df`).
     """
 
     def __init__(self, n_components=2, *, tol=1e-5, reg_covar=1e-6, max_iter=1000, df=4.0,
@@ -306,10 +317,14 @@ class StudentTMixture(ClusterMixin, BaseEstimator):
         cov.flat[:: dim + 1] += self.reg_covar
         chol = np.repeat(np.linalg.cholesky(cov)[None], self.n_components, axis=0)
         weights = np.full(self.n_components, 1.0 / self.n_components)
-        df = np.full(self.n_components, float(self.df))
-        (weights, loc, chol, df), self.n_iter_, self.converged_, self.lower_bound_ = self._em(
-            X, weights, loc, chol, df
-        )
+        state = (weights, loc, chol, np.full(self.n_components, float(self.df)))
+        # one BLAS thread: the products are per component, at most D columns wide; more threads
+        # synchronise on every call, which costs more than they give (and stalls them on a
+        # busy machine)
+        with threadpool_limits(limits=1, user_api="blas"):
+            state, self.n_iter_, self.converged_, self.lower_bound_ = self._em(X, *state)
+            weights, loc, chol, df = state
+            self.labels_ = _weighted_log_prob(X, weights, loc, chol, df).argmax(axis=1)
         if not self.converged_:
             warnings.warn(
                 f"EM did not converge within max_iter={self.max_iter} iterations "
@@ -319,11 +334,14 @@ class StudentTMixture(ClusterMixin, BaseEstimator):
             )
         self.weights_, self.location_, self.scale_cholesky_, self.df_ = weights, loc, chol, df
         self.scale_ = chol @ chol.transpose(0, 2, 1)
-        self.labels_ = self._weighted_log_prob(X).argmax(axis=1)
         return self
 
     def _em(self, X, weights, loc, chol, df):
-        """EM iterations from the given state: (final state, iterations, converged, bound)."""
+        """EM iterations from the given state: (final state, iterations, converged, bound).
+
+        ``u = (v + D) / (v + d)`` is the expected latent precision of a pair (degrees of freedom
+        ``v``, squared distance ``d``); the M-step weighs each pair by ``r u``.
+        """
         dim = X.shape[1]
         pruned = _PrunedDistances() if self.algorithm == "pruned" else None
         previous = -np.inf
@@ -331,46 +349,39 @@ class StudentTMixture(ClusterMixin, BaseEstimator):
             log_norm = _log_norm(weights, chol, df, dim)
             if pruned is None:
                 sq_maha = _full_distances(X, loc, chol)
-                wlp = _log_density(sq_maha, log_norm, df, dim)
+                wlp = _log_density(sq_maha, log_norm[:, None], df[:, None], dim)
             else:
                 wlp, sq_maha = pruned(X, loc, chol, log_norm, df)
             resp, log_lik = _responsibilities(wlp)
             bound = log_lik.mean()
-            u = (df + dim) / (df + sq_maha)  # 0 where not computed (responsibility 0)
+            u = (df[:, None] + dim) / (df[:, None] + sq_maha)  # 0 where not computed
             with np.errstate(divide="ignore", invalid="ignore"):
-                log_u_sum = np.where(resp > 0, resp * (np.log(u) - u), 0.0).sum(axis=0)
-            new_weights, loc, chol = _m_step(X, resp, resp * u, self.reg_covar)
+                log_u_sum = np.where(resp > 0, resp * (np.log(u) - u), 0.0).sum(axis=1)
+            weights, loc, chol = _m_step(X, resp, resp * u, self.reg_covar)
             if not self.fixed_df:
-                df = _solve_df(df, dim, resp.sum(axis=0), log_u_sum, self.max_iter)
-            weights = new_weights
+                df = _solve_df(df, dim, resp.sum(axis=1), log_u_sum, self.max_iter)
             if abs(bound - previous) < self.tol:
                 return (weights, loc, chol, df), n_iter, True, bound
             previous = bound
         return (weights, loc, chol, df), self.max_iter, False, bound
 
-    def _weighted_log_prob(self, X):
-        """Log of weight times density of every (point, component) pair, shape (n, K)."""
-        dim = X.shape[1]
-        sq_maha = _full_distances(X, self.location_, self.scale_cholesky_)
-        log_norm = _log_norm(self.weights_, self.scale_cholesky_, self.df_, dim)
-        return _log_density(sq_maha, log_norm, self.df_, dim)
-
-    def _validated(self, X):
+    def _fitted_log_prob(self, X):
         check_is_fitted(self)
-        return validate_data(self, X, dtype=np.float64, reset=False)
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        return _weighted_log_prob(X, self.weights_, self.location_, self.scale_cholesky_, self.df_)
 
     def predict(self, X):
         """Most probable component of each point."""
-        return self._weighted_log_prob(self._validated(X)).argmax(axis=1)
+        return self._fitted_log_prob(X).argmax(axis=1)
 
     def predict_proba(self, X):
         """Posterior probability of each component for each point, shape (n_samples, K)."""
-        wlp = self._weighted_log_prob(self._validated(X))
+        wlp = self._fitted_log_prob(X)
         return np.exp(wlp - logsumexp(wlp, axis=1, keepdims=True))
 
     def score_samples(self, X):
         """Log-likelihood of each point under the fitted mixture."""
-        return logsumexp(self._weighted_log_prob(self._validated(X)), axis=1)
+        return logsumexp(self._fitted_log_prob(X), axis=1)
 
     def score(self, X, y=None):
         """Mean log-likelihood per point."""
