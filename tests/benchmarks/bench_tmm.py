@@ -22,7 +22,8 @@ called as a user calls it (no thread settings), each pair of fits from the same 
    draws its k-means++ centres from a scikit-learn ``random_state`` (another start).
 
 Ours is timed by the median of ``--repeats`` fits, interleaved with the previous code's, so
-that a slow spell of a shared machine does not decide a ratio; the spread is printed.
+that a slow spell of a shared machine does not decide a ratio; the range is printed, and the
+CPU seconds of the process beside the wall seconds (they vary less on a shared machine).
 """
 
 from __future__ import annotations
