@@ -117,7 +117,7 @@ class _PrunedDistances:
         n, dim = X.shape
         sq_maha = np.full((len(loc), n), np.inf)
         if self.dense:
-            lower = None
+            lower = 0.0  # no bound is used: every pair is computed
             _fill_pairs(sq_maha, X, loc, chol)
         else:
             lower = self._moved_bounds(loc, chol)
@@ -131,10 +131,7 @@ class _PrunedDistances:
         wlp = _log_density(sq_maha, log_norm[:, None], df[:, None], dim)
         wlp[wlp < wlp.max(axis=0) - MARGIN] = -np.inf
         self.dense = np.isfinite(wlp).mean() > _DENSE
-        computed = np.isfinite(sq_maha)
-        self.lower = (
-            np.sqrt(sq_maha) if lower is None else np.where(computed, np.sqrt(sq_maha), lower)
-        )
+        self.lower = np.where(np.isfinite(sq_maha), np.sqrt(sq_maha), lower)
         self.best, self.loc, self.chol = wlp.argmax(axis=0), loc, chol
         return wlp, sq_maha
 
