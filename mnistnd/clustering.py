@@ -177,7 +177,7 @@ def _gmm(X, n_clusters, seed, covariance_type="full", init_params="k-means++", *
 
 
 def _tmm(X, n_clusters, seed, **options):
-    from mnistnd._tmm import StudentTMixture
+    from mnistnd.tmm import StudentTMixture
 
     return StudentTMixture(n_clusters, random_state=seed, **options).fit_predict(X)
 
@@ -244,7 +244,7 @@ def _agglomerative(X, n_clusters, seed, linkage="ward", **options):
 # single_thread for k-means and the GMM however they are called (the benchmark's workers are
 # pinned anyway): on 10,000 x 64 with 2 cores, threads made the GMM 1.6x slower (18.1-19.5 s
 # against 10.7-12.0 s) and k-means 1.7x (0.13-0.15 s against 0.08 s); Ward's linkage gains a
-# little from them (5.7-6.7 s against 6.5-7.2 s); the TMM pins its own BLAS (mnistnd._tmm)
+# little from them (5.7-6.7 s against 6.5-7.2 s); the TMM pins its own BLAS (mnistnd.tmm)
 register(
     "kmeans",
     _kmeans,
@@ -265,7 +265,7 @@ register(
     _tmm,
     in_paper=True,
     description="Student-t mixture, full scale, df per component estimated, k-means++ init, "
-    "tol 1e-5 (mnistnd._tmm)",
+    "tol 1e-5 (mnistnd.tmm)",
     defaults={"tol": 1e-5, "df": 4.0, "fixed_df": False, "reg_covar": 1e-6},
 )
 register(
