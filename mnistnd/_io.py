@@ -91,3 +91,17 @@ def file_sha256(path: str | os.PathLike) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def code_digest(*modules) -> str:
+    """Hash of the modules' sources (every file of a package): cached results expire with them."""
+    h = hashlib.sha256()
+    for module in modules:
+        try:
+            path = Path(module.__file__)
+            files = sorted(path.parent.glob("*.py")) if path.name == "__init__.py" else [path]
+            for f in files:
+                h.update(f.read_bytes())
+        except (OSError, TypeError, AttributeError):
+            h.update(b"unknown")
+    return h.hexdigest()[:16]

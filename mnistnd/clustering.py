@@ -40,7 +40,7 @@ from threadpoolctl import threadpool_limits
 
 from mnistnd import metrics as _metrics
 from mnistnd._checks import check_choice, check_int, check_matrix, check_n_jobs
-from mnistnd._io import atomic_write, intact
+from mnistnd._io import atomic_write, code_digest, intact
 from mnistnd._parallel import run_tasks
 from mnistnd.settings import artifacts_dir as _artifacts_dir
 from mnistnd.settings import ensure_writable_dir
@@ -397,6 +397,15 @@ def _as_dataset(key, data, label_key: str):
     return X, labels
 
 
+def _method_code() -> str:
+    """Digest of the code that fits the methods: a cached table expires when it changes."""
+    import sys
+
+    from mnistnd import tmm
+
+    return code_digest(sys.modules[__name__], tmm)
+
+
 def _digest(*arrays, meta) -> str:
     h = hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode())
     for a in arrays:
@@ -536,6 +545,7 @@ def benchmark(
         "bootstrap_seed": bootstrap_seed,
         "options": options,
         "dims": [str(d) for d in data],
+        "code": _method_code(),
     }
     digest = _digest(*[a for pair in data.values() for a in pair], meta=meta)
     out_dir = _artifacts_dir(artifacts_dir, profile) / "clustering"

@@ -37,7 +37,7 @@ from mnistnd._checks import (
     check_matrix,
     check_n_jobs,
 )
-from mnistnd._io import atomic_write, intact
+from mnistnd._io import atomic_write, code_digest, intact
 
 __all__ = [
     "PAPER_PERCENTILES",
@@ -105,16 +105,6 @@ def _cached(
     out = compute()
     atomic_write(path, lambda p: np.savez(p, **out), checksum=True)
     return out
-
-
-def _code_digest(module) -> str:
-    """Hash of a module's source (every file of a package): cached results expire with it."""
-    try:
-        path = Path(module.__file__)
-        files = sorted(path.parent.glob("*.py")) if path.name == "__init__.py" else [path]
-        return hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:16]
-    except (OSError, TypeError, AttributeError):
-        return "unknown"
 
 
 def _progress(iterable, *, total=None, desc: str, enabled: bool):
@@ -550,7 +540,7 @@ def disco_scores(
     for d, (X, y) in _progress(prepared.items(), total=len(prepared), desc="DISCO",
                                enabled=progress):
         res = _cached(cache_dir, "disco", [X, y],
-                      {"min_points": min_points, "code": _code_digest(validity)},
+                      {"min_points": min_points, "code": code_digest(validity)},
                       lambda X=X, y=y: {"scores": disco_samples(X, y, min_points=min_points)})
         out[d] = res["scores"]
     return out
@@ -861,7 +851,7 @@ def density_peaks_sweep(
     n_jobs = check_n_jobs(n_jobs)
     if cache_dir is not None:
         cache_dir = settings.ensure_writable_dir(cache_dir, "cache_dir")
-    code = _code_digest(validity)
+    code = code_digest(validity)
     # one task per dataset: its percentiles share the distance passes (density_peaks_multi)
     if n_jobs == 1:
         results = [_density_peaks_task(arrays[d], percentiles, cache_dir, code)

@@ -203,6 +203,14 @@ def test_benchmark_schema_values_and_cache(tmp_path):
     assert other.attrs["path"] != path
 
 
+def test_benchmark_cache_expires_with_the_method_code(tmp_path, monkeypatch):
+    kw = dict(methods=["kmeans"], seeds=[0, 1], n_clusters=3, artifacts_dir=tmp_path,
+              progress=False, experiments=["truth"])
+    path = benchmark(_datasets(), **kw).attrs["path"]
+    monkeypatch.setattr(clustering, "_method_code", lambda: "edited")
+    assert benchmark(_datasets(), **kw).attrs["path"] != path
+
+
 @pytest.mark.slow
 def test_benchmark_parallel_matches_serial(tmp_path):
     data = _datasets()
