@@ -17,7 +17,6 @@ The stages and their files:
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -178,19 +177,10 @@ def _write_json(path: Path, obj) -> None:
 
 def main(argv=None) -> None:
     """``python -m mnistnd.moe_paper WORKDIR [--threads N] [--publish]``: train (resuming)."""
-    import argparse
+    from mnistnd._paper_cli import main as cli
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("workdir")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--source", default="full", choices=("auto", "full", "bundled"))
-    parser.add_argument("--publish", action="store_true",
-                        help="after training, evaluate and write the tables into the release")
-    args = parser.parse_args(argv)
-    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
-    train(args.workdir, source=args.source, num_threads=args.threads)
-    if args.publish:
-        print(publish(args.workdir, source=args.source))
+    cli(argv, __doc__.splitlines()[0], train, publish,
+        "after training, evaluate and write the tables into the release")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ was working on. :func:`collect` joins the finished pairs into one score, time an
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -94,8 +93,12 @@ def _detected(run: Path) -> pd.DataFrame:
     return detection_table(embeddings, labels)
 
 
-def publish(workdir, *, out_dir=None):
-    """Write the finished pairs' tables into the release (study ``pbmc_autoencoders``)."""
+def publish(workdir, *, source: str | None = None, out_dir=None):
+    """Write the finished pairs' tables into the release (study ``pbmc_autoencoders``).
+
+    ``source`` is accepted for a uniform command line and not used: the tables are read back
+    from ``workdir``, whose ``settings.json`` records how the data were read.
+    """
     from mnistnd import release
 
     settings = json.loads((Path(workdir) / "settings.json").read_text())
@@ -108,19 +111,10 @@ def publish(workdir, *, out_dir=None):
 
 def main(argv=None) -> None:
     """``python -m mnistnd.pbmc_paper WORKDIR [--threads N] [--publish]``: run missing pairs."""
-    import argparse
+    from mnistnd._paper_cli import main as cli
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("workdir")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--source", default="full", choices=("auto", "full", "bundled"))
-    parser.add_argument("--publish", action="store_true",
-                        help="after the runs, write the tables into the release")
-    args = parser.parse_args(argv)
-    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
-    run(args.workdir, source=args.source, num_threads=args.threads)
-    if args.publish:
-        print(publish(args.workdir))
+    cli(argv, __doc__.splitlines()[0], run, publish,
+        "after the runs, write the tables into the release")
 
 
 if __name__ == "__main__":
