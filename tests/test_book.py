@@ -169,8 +169,6 @@ def test_chapters_offer_their_notebook_for_download(book):
     assert all(path.is_file() for path in notebooks.values()), "download links a missing file"
 
 
-@pytest.mark.xfail(strict=True, reason="the staged notebooks keep papermill's injected values "
-                   "(artifacts_dir) and metadata; mnistnd.book must scrub them when staging")
 def test_downloadable_notebooks_carry_no_injected_path(book):
     leaks = {}
     for link, path in _downloadable_notebooks(book.require_html()).items():
@@ -184,8 +182,6 @@ def test_downloadable_notebooks_carry_no_injected_path(book):
     assert not leaks, f"machine paths in the injected cell or metadata: {leaks}"
 
 
-@pytest.mark.xfail(strict=True, reason="chapter outputs print absolute paths (data source "
-                   "banners, files written); they must print paths relative to their folder")
 def test_downloadable_notebooks_carry_no_machine_path(book):
     leaks = {}
     for link, path in _downloadable_notebooks(book.require_html()).items():

@@ -10,6 +10,7 @@ with a repository URL.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -427,3 +428,25 @@ def test_figures_numbered_per_chapter(numbered_book):
     assert figure_numbers(pages / "two.html") == []
     assert figure_numbers(pages / "three.html") == ["3.1", "3.2", "3.3"], "restarts per chapter"
     assert figure_numbers(pages / "appendix.html") == ["A.1", "A.2"], "appendices lettered"
+
+
+def test_portable_outputs_names_no_machine_folder():
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+    from mnistnd.book.build import portable_outputs
+
+    injected = new_code_cell('artifacts_dir = "/srv/build/_runs/quick"\nprofile = "quick"',
+                             metadata={"tags": ["injected-parameters"]})
+    printed = new_code_cell("print(path)", outputs=[
+        new_output("stream", name="stdout", text="wrote /srv/build/_runs/quick/t.csv\n"),
+        new_output("display_data", data={"text/plain": "/home/me/x", "image/png": "iVBOR"},
+                   metadata={"file": "/srv/build/_runs/quick/t.csv"})])
+    nb = new_notebook(cells=[injected, printed])
+    nb.metadata["papermill"] = {"parameters": {"artifacts_dir": "/srv/build/_runs/quick"}}
+    out = portable_outputs(nb, {"/srv/build/_runs/quick": "<artifacts>/quick",
+                                "/srv/build": "<repository>", "/home/me": "~"})
+    nbformat.validate(out)
+    text = json.dumps(out)
+    assert "/srv/build" not in text and "/home/me" not in text and "papermill" not in text
+    assert out.cells[0]["source"] == 'artifacts_dir = None\nprofile = "quick"'
+    assert out.cells[1]["outputs"][1]["data"]["image/png"] == "iVBOR"

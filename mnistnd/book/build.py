@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -122,29 +123,40 @@ def hide_injected_parameters(nb):
 
 
 def portable_outputs(nb, names: dict[str, str]):
-    """Replace folders of the building machine in a staged notebook's text outputs.
+    """Replace folders of the building machine everywhere in a staged notebook, except images.
 
     Chapters print where they wrote their results (``<artifacts>/<profile>/...``); the published
     copy names those folders by ``names`` (``{absolute folder: shown name}``, the longest first),
-    while the executed notebook keeps them as the record of the run. Images are left alone.
+    while the executed notebook keeps them as the record of the run. Strings in cell sources,
+    outputs and metadata are rewritten; image data is left alone. Injected parameters whose
+    value is an absolute folder become ``None`` (the chapter's own default for such values), and
+    papermill's metadata (its copy of the parameters and of the input and output paths) is
+    dropped, so a downloaded notebook names no folder of the machine that built the book.
     """
     order = sorted(names, key=len, reverse=True)
 
-    def fix(text):
-        if isinstance(text, list):
-            return [fix(t) for t in text]
-        for folder in order:
-            text = text.replace(folder, names[folder])
-        return text
+    def fix(value, key=""):
+        if isinstance(value, str):
+            for folder in order:
+                value = value.replace(folder, names[folder])
+            return value
+        if isinstance(value, list):
+            return [fix(v) for v in value]
+        if isinstance(value, dict):
+            return {k: v if k.startswith("image/") else fix(v, k) for k, v in value.items()}
+        return value
 
+    nb.metadata.pop("papermill", None)
     for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            if "text" in out:
-                out["text"] = fix(out["text"])
-            for mime, value in out.get("data", {}).items():
-                if mime.startswith("text/"):
-                    out["data"][mime] = fix(value)
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            cell["source"] = _ABSOLUTE_ASSIGNMENT.sub(r"\1 = None", cell["source"])
+    nb.metadata = fix(dict(nb.metadata))
+    nb.cells = [type(cell)(fix(dict(cell))) for cell in nb.cells]
     return nb
+
+
+#: ``name = "/absolute/folder"`` on a line of its own (papermill's injected values)
+_ABSOLUTE_ASSIGNMENT = re.compile(r"""^(\w+) = (["'])/[^"'\n]*\2[ \t]*$""", re.M)
 
 
 def _stage_sources(root: Path, stage: Path, entries: list[str], snapshot: dict) -> None:
