@@ -150,8 +150,10 @@ def portable_outputs(nb, names: dict[str, str]):
     for cell in nb.cells:
         if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
             cell["source"] = _ABSOLUTE_ASSIGNMENT.sub(r"\1 = None", cell["source"])
-    nb.metadata = fix(dict(nb.metadata))
-    nb.cells = [type(cell)(fix(dict(cell))) for cell in nb.cells]
+    import nbformat
+
+    nb.metadata = nbformat.from_dict(fix(dict(nb.metadata)))
+    nb.cells = [nbformat.from_dict(fix(dict(cell))) for cell in nb.cells]
     return nb
 
 
