@@ -1049,16 +1049,7 @@ def select_expert_count(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def cluster_number_study(
-    n_components: Sequence[int],
-    n_experts: int = 20,
-    *,
-    n_samples: int = 2000,
-    n_features: int = 10,
-    seed: int = 0,
-    projection: str | None = "umap",
-    min_fraction: float = 0.01,
-    progress: bool = True,
-    **train_kwargs,
+    n_components: Sequence[int], n_experts: int = 20, **search_kwargs
 ) -> pd.DataFrame:
     """Experts really used by MoE-Sim-VAE against the true number of mixture components.
 
@@ -1067,7 +1058,7 @@ def cluster_number_study(
     and the count of experts that receive at least ``min_fraction`` of the samples.
 
     How each batch's similarity matrix is built from the projection is a model argument passed
-    in ``train_kwargs`` (``similarity_mode``, ``similarity_threshold``, ``knn_k``; see
+    in ``search_kwargs`` (``similarity_mode``, ``similarity_threshold``, ``knn_k``; see
     :class:`~mnistnd.models.MoESimVAE`). It decides the outcome: with a kNN matrix (``k = 10``)
     in batches of hundreds of samples, the similarity loss is lowest when every component is
     split over several experts, so the model uses nearly all of them; the chapter uses the
@@ -1080,8 +1071,9 @@ def cluster_number_study(
     n_experts : int
         Experts available to the model, at least ``max(n_components)``
         (:func:`check_study_sizes`, before any training).
-    n_samples, n_features, seed, projection, min_fraction, progress, **train_kwargs
-        See :func:`expert_search`.
+    **search_kwargs
+        Further :func:`expert_search` arguments (``n_samples``, ``n_features``, ``seed``,
+        ``projection``, ``min_fraction``, ``progress``) and model arguments.
 
     Returns
     -------
@@ -1095,8 +1087,6 @@ def cluster_number_study(
         Bad sizes (:func:`check_study_sizes`) or ``projection``, before any data set is drawn.
     """
     _, n_experts = check_study_sizes(n_components, n_experts)
-    runs = expert_search(n_components, [n_experts], n_samples=n_samples, n_features=n_features,
-                         seed=seed, projection=projection, min_fraction=min_fraction,
-                         progress=progress, **train_kwargs)
+    runs = expert_search(n_components, [n_experts], **search_kwargs)
     runs["seconds"] += runs.pop("projection_seconds")
     return runs

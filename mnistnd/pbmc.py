@@ -67,6 +67,7 @@ __all__ = [
     "subsample_cells",
     "types_detected",
     "detection_table",
+    "detection_summary",
     "summarise_scores",
     "training_time_table",
     "tsne",
@@ -910,6 +911,33 @@ def detection_table(embeddings: dict, labels) -> pd.DataFrame:
 #: Cell types the report says k-means "partly detected" on each model's t-SNE (of nine; the
 #: report gives no count for the plain autoencoder).
 PAPER_TYPES_DETECTED = {"BetaVAE": 7, "BetaVSC": 7}
+
+
+def detection_summary(runs: dict[str, pd.DataFrame], space: str = "t-SNE 2-D") -> pd.DataFrame:
+    """Cell types detected per model (range over seeds) for several runs, beside the report.
+
+    Parameters
+    ----------
+    runs
+        Run name to a :func:`detection_table`.
+    space
+        ``"t-SNE 2-D"`` (the report's reading) or ``"latent"``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``model``; one column per run (``"5-7"``, or ``"6"`` when every seed agrees) and
+        ``report`` (:data:`PAPER_TYPES_DETECTED`, NaN where the report gives no count).
+    """
+    check_choice("space", space, ("t-SNE 2-D", "latent"))
+
+    def span(v):
+        return f"{v.min()}-{v.max()}" if v.min() != v.max() else str(v.min())
+
+    out = pd.DataFrame({name: table[table["space"] == space].groupby("model")["detected"]
+                        .agg(span) for name, table in runs.items()})
+    out["report"] = pd.Series(PAPER_TYPES_DETECTED).reindex(out.index)
+    return out
 
 
 def compare_runs(runs: dict[str, pd.DataFrame], space: str = "t-SNE 2-D") -> pd.DataFrame:

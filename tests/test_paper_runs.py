@@ -118,3 +118,15 @@ def test_compare_runs_lines_up_runs_and_report():
     assert table[("NMI", "b")].tolist() == pytest.approx([0.705, 0.705])
     assert table[("ARI", "a sd")].tolist() == pytest.approx([0.01 / np.sqrt(2)] * 2)
     assert table.loc["BetaVAE", ("NMI", "report")] == pbmc.PAPER_SCORES.loc["BetaVAE", "NMI"]
+
+
+def test_detection_summary_gives_ranges_and_the_report():
+    from mnistnd import pbmc
+
+    table = pd.DataFrame({"model": ["BetaVAE"] * 2 + ["Autoencoder"] * 2, "seed": [0, 1] * 2,
+                          "space": "t-SNE 2-D", "detected": [5, 7, 6, 6], "n_types": 9})
+    out = pbmc.detection_summary({"run": table})
+    assert out.loc["BetaVAE", "run"] == "5-7" and out.loc["Autoencoder", "run"] == "6"
+    assert out.loc["BetaVAE", "report"] == 7 and np.isnan(out.loc["Autoencoder", "report"])
+    with pytest.raises(ValueError, match="space"):
+        pbmc.detection_summary({"run": table}, space="umap")
