@@ -52,6 +52,7 @@ __all__ = [
     "export",
     "export_clustbench",
     "dataset_path",
+    "encoded_images",
 ]
 
 #: The six latent dimensions of the paper.
@@ -63,6 +64,28 @@ _CHAPTER = "notebooks/mvae_training.md"
 
 def _folder(artifacts_dir) -> Path:
     return settings.artifacts_dir(artifacts_dir) / _SUBDIR
+
+
+def encoded_images(adata, X_test, y_test):
+    """Return the MNIST test images a dataset encodes (its row order), or ``None`` if not these.
+
+    A dataset's ``obs["test_index"]`` indexes the MNIST test set it was made from (the full
+    one for the release). Test images from another source (the bundled sample) are a different
+    set: then the indices fall outside it or the digits disagree, and ``None`` is returned, so a
+    caller never pairs embeddings with the wrong images.
+
+    Returns
+    -------
+    tuple of numpy.ndarray or None
+        ``(images, digits)`` of the dataset's rows.
+    """
+    index = adata.obs["test_index"].to_numpy()
+    y_test = np.asarray(y_test)
+    if index.size == 0 or index.max() >= len(y_test):
+        return None
+    if not np.array_equal(y_test[index], adata.obs["digit"].to_numpy()):
+        return None
+    return np.asarray(X_test)[index], y_test[index]
 
 
 def dataset_path(d: int, artifacts_dir=None) -> Path:

@@ -211,3 +211,19 @@ def test_chapter_runs_under_smoke_and_writes_dims_2_and_64(shared_data_dir, tmp_
     folder = tmp_path / "smoke" if (tmp_path / "smoke").is_dir() else tmp_path
     assert {2, 64} <= set(datasets.available_dims(folder))
     assert datasets.load_mnistnd(64, "artifacts", folder).n_vars == 64
+
+
+def test_encoded_images_pairs_rows_or_refuses_other_images():
+    import anndata
+
+    from mnistnd.datasets import encoded_images
+
+    y = np.array([3, 1, 4, 1, 5, 9])
+    X = np.arange(12, dtype=np.float32).reshape(6, 2)
+    obs = pd.DataFrame({"test_index": [4, 0], "digit": [5, 3]})
+    ad = anndata.AnnData(np.zeros((2, 2), np.float32), obs=obs)
+    images, digits = encoded_images(ad, X, y)
+    np.testing.assert_array_equal(images, X[[4, 0]])
+    np.testing.assert_array_equal(digits, [5, 3])
+    assert encoded_images(ad, X[:3], y[:3]) is None  # index beyond these images
+    assert encoded_images(ad, X, y[::-1]) is None  # digits disagree: other images
